@@ -1,0 +1,38 @@
+# `make test` and `make demo` each set everything up from nothing: a virtual environment,
+# the package and its dev tools, then run. Re-running is fast: the venv is rebuilt only when
+# pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+# CPU build, taken from local disk on our machines. GPU users: `make TORCH=torch` (or install
+# the torch of your choice into the venv first: an installed torch is never replaced).
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install test test-all demo lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow" --timeout=600
+
+test-all: install
+	$(BIN)/python -m pytest -q --timeout=1200
+
+demo: install
+	$(BIN)/interplay demo
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/env_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

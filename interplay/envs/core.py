@@ -1,0 +1,152 @@
+"""TextEnv: the contract every interplay environment keeps (see DESIGN.md, "Environment contract").
+
+Subclasses implement four small hooks and get the rest of the contract for free:
+
+- ``_reset(options) -> (observation, info)``: draw a new task from ``self.np_random``.
+- ``_step(action) -> (observation, reward, terminated, info)``: apply the agent's whole reply.
+  Put ``invalid_action=True`` in ``info`` when nothing usable could be read from it, and
+  ``success`` when the episode ends.
+- ``_render() -> str``: the current text view.
+- ``outcome() -> str``: a short string naming the end state (final cell, final answer, ...).
+
+and may override ``expert_action()``. The base class counts turns, truncates at
+``self.max_turns``, fills the ``info`` keys every environment sets (``turn``, ``invalid_action``,
+and at the end ``success`` and ``outcome``), and refuses to step a finished episode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import string
+
+from gymnasium import spaces
+from gymnasium.vector.utils import shared_memory
+
+# Large enough for any reply an agent can produce (a 1 MB reply is legal, if unwise).
+MAX_TEXT_LENGTH = 10_000_000
+
+
+class AnyText(spaces.Text):
+    """A ``Text`` space that contains every string up to ``max_length`` characters.
+
+    Gymnasium's ``Text`` only contains strings over its sampling charset (alphanumerics), but
+    observations and replies are free text: unicode, spaces, newlines. Sampling draws printable
+    ASCII.
+    """
+
+    def __init__(self, max_length: int = MAX_TEXT_LENGTH, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", 0)
+        kwargs.setdefault("charset", string.printable)
+        super().__init__(max_length, **kwargs)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        # The default draws up to max_length characters: keep samples short.
+        length = int(self.np_random.integers(0, 64))
+        chars = self.character_list
+        return "".join(chars[i] for i in self.np_random.integers(0, len(chars), size=length))
+
+    def __repr__(self) -> str:
+        return f"AnyText(max_length={self.max_length})"
+
+
+@shared_memory.create_shared_memory.register(AnyText)
+def _no_shared_memory(space: AnyText, n: int = 1, ctx: Any = None) -> Any:
+    # Gymnasium's shared memory stores Text as charset indices and silently blanks anything else.
+    raise ValueError(
+        "interplay environments have free-text observations, which gymnasium's shared memory cannot "
+        "hold. Use gym.make_vec(..., vectorization_mode='sync'), or 'async' with "
+        "vector_kwargs={'shared_memory': False}."
+    )
+
+
+def text_space() -> AnyText:
+    return AnyText()
+
+
+class TextEnv(gym.Env[str, str]):
+    """Base class of multi-turn text environments.
+
+    Observation: a string (the first one holds the task and its instructions).
+    Action: the agent's whole reply for the turn, any string.
+    Reward, termination: defined by the subclass. Truncation: after ``max_turns`` turns.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+
+    #: What an agent should put in its system message (may be empty).
+    system_prompt: str = ""
+
+    def __init__(self, max_turns: int = 20, render_mode: str | None = "ansi") -> None:
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' (or None).")
+        if not isinstance(max_turns, int) or max_turns < 1:
+            raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}.")
+        self.render_mode = render_mode
+        self.max_turns = max_turns
+        self.observation_space = text_space()
+        self.action_space = text_space()
+        self.turn = 0
+        self._finished = True  # no episode yet: reset() first
+
+    # ---- hooks for subclasses -------------------------------------------------------------
+    def _reset(self, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _render(self) -> str:
+        raise NotImplementedError
+
+    def outcome(self) -> str:
+        """A short string that identifies the current (final) state."""
+        raise NotImplementedError
+
+    def expert_action(self) -> str | None:
+        """The next reply of an expert, or None where the environment has no expert."""
+        return None
+
+    # ---- the Gymnasium API ----------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.turn = 0
+        self._finished = False
+        observation, info = self._reset(options)
+        return observation, {**info, "turn": 0, "invalid_action": False}
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._finished:
+            raise RuntimeError(
+                f"{type(self).__name__}.step() called on a finished episode (or before reset()); "
+                "call reset() to start a new one."
+            )
+        if not isinstance(action, str):
+            raise TypeError(
+                f"{type(self).__name__}.step() takes the agent's reply as a str, got "
+                f"{type(action).__name__}: {action!r:.80}"
+            )
+        self.turn += 1
+        observation, reward, terminated, info = self._step(action)
+        truncated = not terminated and self.turn >= self.max_turns
+        info = {"invalid_action": False, **info, "turn": self.turn}
+        if terminated or truncated:
+            self._finished = True
+            info.setdefault("success", False)
+            info.setdefault("outcome", self.outcome())
+        return observation, float(reward), bool(terminated), bool(truncated), info
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            return None
+        return self._render()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
