@@ -16,11 +16,10 @@ and at the end ``success`` and ``outcome``), and refuses to step a finished epis
 
 from __future__ import annotations
 
+import string
 from typing import Any, ClassVar
 
 import gymnasium as gym
-import string
-
 from gymnasium import spaces
 from gymnasium.vector.utils import shared_memory
 
@@ -80,6 +79,9 @@ class TextEnv(gym.Env[str, str]):
 
     #: What an agent should put in its system message (may be empty).
     system_prompt: str = ""
+    #: Same seed and same actions give the same episode. Set False (and say why in the docstring)
+    #: only for wrapped third-party games that cannot be seeded.
+    deterministic: ClassVar[bool] = True
 
     def __init__(self, max_turns: int = 20, render_mode: str | None = "ansi") -> None:
         if render_mode not in (None, "ansi"):

@@ -1,0 +1,1 @@
+"""Training: imitation (SFT), multi-turn GRPO and exploration shapers, thin layers over TRL."""

@@ -1,0 +1,342 @@
+"""Exploration shapers: composable transforms and bonuses on the rewards of one GRPO group.
+
+A group is the G episodes played from one initial state (same task, same seed). Each shaper sees the
+group's rewards and a :class:`GroupInfo` (task key, outcome strings, successes, optional per-episode
+representation vectors) and is one of two kinds:
+
+- ``"transform"`` replaces the rewards with a function of them (PKPO);
+- ``"bonus"`` computes an unweighted bonus per episode, scaled by its ``weight``.
+
+:func:`apply_shapers` composes them as ``T_m(...T_1(r)) + Σ_b weight_b · bonus_b(group)``: transforms
+in list order, then every bonus added to the transformed rewards. The result goes to GRPO's usual
+group normalization, so only differences within a group matter.
+
+Usage::
+
+    shapers = build_shapers(ExplorationConfig(methods=["pkpo", "outcome_count"],
+                                              weights={"outcome_count": 0.1}, params={"pkpo": {"k": 4}}))
+    shaped = apply_shapers(rewards, GroupInfo(task_key=seed, outcomes=outs, successes=succ, step=step), shapers)
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from interplay.metrics import pass_at_k
+
+__all__ = [
+    "SHAPERS",
+    "BatchDiversityBonus",
+    "ExplorationConfig",
+    "GroupInfo",
+    "OutcomeCountBonus",
+    "PKPOTransform",
+    "RepExpBonus",
+    "Shaper",
+    "apply_shapers",
+    "build_shapers",
+]
+
+
+@dataclass
+class GroupInfo:
+    """What shapers may know about one group of G episodes sharing an initial state.
+
+    ``task_key``: identifies the task across training steps (e.g. env id + seed); ``outcomes``: the
+    episodes' ``info["outcome"]`` strings; ``successes``: their ``info["success"]``; ``hidden``: optional
+    ``[G, D]`` per-episode vectors (RepExp: mean last-layer hidden state over agent tokens, computed by
+    the caller); ``step``: the optimizer step, for annealed schedules.
+    """
+
+    task_key: Hashable
+    outcomes: Sequence[str]
+    successes: Sequence[bool]
+    hidden: ArrayLike | None = None
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.outcomes, str):
+            raise TypeError("outcomes must be a sequence of strings (one per episode), not a single string")
+        if len(self.outcomes) != len(self.successes):
+            raise ValueError(f"outcomes has {len(self.outcomes)} entries but successes has {len(self.successes)}")
+        if len(self.outcomes) == 0:
+            raise ValueError("a group needs at least one episode")
+        if self.hidden is not None:
+            self.hidden = np.asarray(self.hidden, dtype=np.float64)
+            if self.hidden.ndim != 2 or self.hidden.shape[0] != len(self.outcomes):
+                raise ValueError(f"hidden must have shape [G={len(self.outcomes)}, D], got {self.hidden.shape}")
+            if not np.isfinite(self.hidden).all():
+                raise ValueError("hidden contains NaN or inf")
+
+    @property
+    def size(self) -> int:
+        return len(self.outcomes)
+
+
+@runtime_checkable
+class Shaper(Protocol):
+    """A reward shaper for one group: ``shape(rewards[G], group) -> rewards[G]``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "transform" or "bonus"
+
+    def shape(self, rewards: np.ndarray, group: GroupInfo) -> np.ndarray: ...
+
+
+class _Bonus:
+    """A bonus shaper: ``shape(r, group) = r + weight · bonus(group)``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str] = "bonus"
+    weight: float
+
+    def bonus(self, group: GroupInfo) -> np.ndarray:
+        raise NotImplementedError
+
+    def shape(self, rewards: np.ndarray, group: GroupInfo) -> np.ndarray:
+        return _rewards(rewards, group) + self.weight * self.bonus(group)
+
+
+class OutcomeCountBonus(_Bonus):
+    """Historical exploration, Song, Kempe & Munos 2025, "Outcome-based Exploration for LLM Reasoning".
+
+    UCB-style bonus ``b_i = min(1, 1/sqrt(N(x, o_i)))`` where N(x, o) counts how often outcome o was
+    seen on task x during training. As in the paper the counts are updated with the current group
+    first and the bonus computed after, so an outcome never seen before earns 1 and an outcome seen
+    twice in this group (and never before) earns 1/√2. Stateful: calling ``bonus`` counts the group.
+    """
+
+    name = "outcome_count"
+
+    def __init__(self, weight: float = 0.1) -> None:
+        self.weight = float(weight)
+        self.counts: dict[Hashable, dict[str, int]] = {}
+
+    def bonus(self, group: GroupInfo) -> np.ndarray:
+        task = self.counts.setdefault(group.task_key, {})
+        for outcome in group.outcomes:
+            task[outcome] = task.get(outcome, 0) + 1
+        return np.array([min(1.0, 1.0 / math.sqrt(task[o])) for o in group.outcomes])
+
+    def count(self, task_key: Hashable, outcome: str) -> int:
+        return self.counts.get(task_key, {}).get(outcome, 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counts to save with a checkpoint, so resumed training keeps its history."""
+        return {"counts": {task: dict(outs) for task, outs in self.counts.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.counts = {task: dict(outs) for task, outs in state["counts"].items()}
+
+
+class BatchDiversityBonus(_Bonus):
+    """Batch exploration, Song, Kempe & Munos 2025, "Outcome-based Exploration for LLM Reasoning".
+
+    Penalizes repeated outcomes within the group: ``b_i = −(1/G) · Σ_{j≠i} 1[o_i = o_j]``, so a unique
+    outcome gets 0 and G identical outcomes each get −(G−1)/G.
+    """
+
+    name = "batch_diversity"
+
+    def __init__(self, weight: float = 0.1) -> None:
+        self.weight = float(weight)
+
+    def bonus(self, group: GroupInfo) -> np.ndarray:
+        outcomes = np.asarray(group.outcomes, dtype=object)
+        same = outcomes[:, None] == outcomes[None, :]
+        return -(same.sum(axis=1) - 1) / group.size
+
+
+class RepExpBonus(_Bonus):
+    """Representation-based elliptical bonus, Tuyls et al. 2025, "Representation-Based Exploration for LMs".
+
+    For per-episode vectors h_i (optionally sparse-randomly projected to ``proj_dim``, then scaled to
+    unit norm when ``normalize``), the bonus is the elliptical novelty of each episode w.r.t. the rest
+    of its group: ``b_i = h_i^T (λI + Σ_{j≠i} h_j h_j^T)^{-1} h_i`` (``leave_one_out=True``, the group
+    analogue of the paper's novelty of a new vector against the ones already seen), or with the sum
+    over all j including i (``leave_one_out=False``: the leverage score, in [0, 1)). By
+    Sherman–Morrison ``b_loo = b_all / (1 − b_all)``; both are computed in the G×G kernel form, so the
+    cost does not grow with the hidden size beyond one matrix product. Unit vectors bound b_loo by 1/λ,
+    which keeps ``weight · b`` ≤ weight/λ = 1 reward unit at the defaults (λ = 0.01, weight = 0.01).
+    The bonus is 0 for groups without any success, so it only reorders ways of succeeding and never
+    rewards novel failure.
+    """
+
+    name = "repexp"
+
+    def __init__(self, weight: float = 0.01, lam: float = 0.01, proj_dim: int | None = None, seed: int = 0,
+                 leave_one_out: bool = True, normalize: bool = True) -> None:
+        if lam <= 0:
+            raise ValueError(f"lam (ridge λ) must be > 0, got {lam}")
+        if proj_dim is not None and proj_dim < 1:
+            raise ValueError(f"proj_dim must be ≥ 1 or None (no projection), got {proj_dim}")
+        self.weight, self.lam = float(weight), float(lam)
+        self.proj_dim, self.seed = proj_dim, seed
+        self.leave_one_out, self.normalize = leave_one_out, normalize
+        self.projection: np.ndarray | None = None
+
+    def _project(self, h: np.ndarray) -> np.ndarray:
+        if self.proj_dim is None:
+            return h
+        if self.projection is None:
+            self.projection = sparse_random_projection(h.shape[1], self.proj_dim, self.seed)
+        elif self.projection.shape[0] != h.shape[1]:
+            raise ValueError(f"hidden size changed from {self.projection.shape[0]} to {h.shape[1]}: one RepExpBonus "
+                             "keeps one projection; use the same representation layer for every group")
+        return h @ self.projection
+
+    def bonus(self, group: GroupInfo) -> np.ndarray:
+        if group.hidden is None:
+            raise ValueError("RepExp needs GroupInfo.hidden: per-episode vectors of shape [G, D] (e.g. the mean "
+                             "last-layer hidden state over the episode's agent tokens)")
+        if not any(group.successes):
+            return np.zeros(group.size)
+        h = self._project(group.hidden)
+        if self.normalize:
+            h = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+        # Push-through identity: diag(H (λI + HᵀH)⁻¹ Hᵀ) = 1 − λ·diag((λI + HHᵀ)⁻¹).
+        inv_diag = np.diag(np.linalg.inv(self.lam * np.eye(group.size) + h @ h.T))
+        b_all = 1.0 - self.lam * inv_diag
+        return b_all / (self.lam * inv_diag) if self.leave_one_out else b_all
+
+
+def sparse_random_projection(in_dim: int, out_dim: int, seed: int = 0) -> np.ndarray:
+    """Very sparse random projection matrix ``[in_dim, out_dim]`` (Li, Hastie & Church 2006).
+
+    Entries are ``±sqrt(s/out_dim)`` with probability 1/(2s) each and 0 otherwise, s = √in_dim, so
+    squared norms are preserved in expectation. Seeded: the same arguments give the same matrix.
+    """
+    s = math.sqrt(in_dim)
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 0.0, 1.0], size=(in_dim, out_dim), p=[1 / (2 * s), 1 - 1 / s, 1 / (2 * s)])
+    return signs * math.sqrt(s / out_dim)
+
+
+class PKPOTransform:
+    """Pass@k-shaped rewards, Walder & Karkhanis 2025, "Pass@K Policy Optimization".
+
+    With n binary rewards of which c are 1, the paper's unbiased pass@k gradient uses per-sample rewards
+    ``k/n`` for a success and ``(k/n)·ρ(n−1, c, k−1)`` for a failure, ρ(n, c, k) = 1 − C(n−c, k)/C(n, k).
+    Here they are multiplied by n/k: a success gets 1 and a failure ρ(n−1, c, k−1) (the chance that a
+    random k-subset containing it still holds a success). The rescaling leaves GRPO's normalized
+    advantages unchanged, makes k = 1 the identity, keeps bonuses added afterwards on a fixed scale,
+    and makes the group's mean shaped reward exactly the unbiased pass@k estimate ρ(n, c, k).
+
+    A transform, not a bonus: it replaces the rewards, which must be binary. ``k`` may be annealed
+    linearly from ``k`` to ``k_end`` over ``anneal_steps`` optimizer steps (``GroupInfo.step``).
+    """
+
+    name: ClassVar[str] = "pkpo"
+    kind: ClassVar[str] = "transform"
+
+    def __init__(self, k: int = 4, k_end: int | None = None, anneal_steps: int = 0) -> None:
+        for label, value in (("k", k), ("k_end", k if k_end is None else k_end)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be an int ≥ 1, got {value!r}")
+        if anneal_steps < 0:
+            raise ValueError(f"anneal_steps must be ≥ 0, got {anneal_steps}")
+        self.k, self.k_end, self.anneal_steps = k, (k if k_end is None else k_end), anneal_steps
+
+    def k_at(self, step: int) -> int:
+        """k for an optimizer step: linear from ``k`` to ``k_end`` over ``anneal_steps``, then ``k_end``."""
+        if self.anneal_steps == 0:
+            return self.k_end
+        frac = min(max(step, 0) / self.anneal_steps, 1.0)
+        return int(round(self.k + (self.k_end - self.k) * frac))
+
+    def shape(self, rewards: np.ndarray, group: GroupInfo) -> np.ndarray:
+        r = _rewards(rewards, group)
+        if not np.isin(r, (0.0, 1.0)).all():
+            raise ValueError(f"PKPO transforms binary rewards (0/1); got {np.unique(r)[:8]}. Put PKPO before any "
+                             "other reward change, or pass the success indicators as rewards")
+        n, c, k = r.size, int(r.sum()), self.k_at(group.step)
+        if k > n:
+            raise ValueError(f"PKPO k={k} exceeds the group size {n}: use k ≤ num_generations")
+        # ρ(n−1, c, 0) = 0; with no failure in the group (c = n) there is nothing to fill in.
+        fail = 0.0 if k == 1 or c == n else pass_at_k(n - 1, c, k - 1)
+        return np.where(r == 1.0, 1.0, fail)
+
+
+SHAPERS: dict[str, type] = {
+    cls.name: cls for cls in (OutcomeCountBonus, BatchDiversityBonus, RepExpBonus, PKPOTransform)
+}
+
+
+@dataclass
+class ExplorationConfig:
+    """Which shapers to use and how: ``methods`` are names from ``SHAPERS``
+    (``outcome_count``, ``batch_diversity``, ``repexp``, ``pkpo``); ``weights`` sets a bonus's
+    coefficient (defaults: outcome_count 0.1, batch_diversity 0.1, repexp 0.01); ``params`` holds other
+    constructor arguments per method, e.g. ``{"pkpo": {"k": 8, "k_end": 1, "anneal_steps": 200}}``.
+    """
+
+    methods: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def build_shapers(config: ExplorationConfig) -> list[Shaper]:
+    """Instantiate the shapers a config names, in its order, with clear errors for typos."""
+    known = ", ".join(SHAPERS)
+    if len(set(config.methods)) != len(config.methods):
+        raise ValueError(f"methods lists a shaper twice: {config.methods}")
+    for name in config.methods:
+        if name not in SHAPERS:
+            raise ValueError(f"unknown exploration method {name!r}; known: {known}")
+    for label, table in (("weights", config.weights), ("params", config.params)):
+        stray = set(table) - set(config.methods)
+        if stray:
+            raise ValueError(f"{label} names {sorted(stray)} which are not in methods={config.methods}")
+    shapers = []
+    for name in config.methods:
+        cls = SHAPERS[name]
+        kwargs = dict(config.params.get(name, {}))
+        if name in config.weights:
+            if cls.kind != "bonus":
+                raise ValueError(f"{name!r} is a transform and takes no weight; set its params instead")
+            kwargs["weight"] = config.weights[name]
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        unknown = set(kwargs) - set(accepted)
+        if unknown:
+            raise ValueError(f"{name!r} got unknown parameters {sorted(unknown)}; accepted: {accepted}")
+        shapers.append(cls(**kwargs))
+    return shapers
+
+
+def _rewards(rewards: ArrayLike, group: GroupInfo) -> np.ndarray:
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.shape != (group.size,):
+        raise ValueError(f"rewards must have shape [G={group.size}] to match the group, got {r.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError("rewards contain NaN or inf")
+    return r
+
+
+def apply_shapers(rewards: ArrayLike, group: GroupInfo, shapers: Sequence[Shaper],
+                  return_components: bool = False) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shaped rewards of one group: transforms in order, then the sum of weighted bonuses.
+
+    Each bonus is computed exactly once per call (stateful bonuses count the group once). With
+    ``return_components`` also returns ``{name: contribution}`` (the transformed rewards under
+    ``"transformed"``, each bonus already weighted) for logging.
+    """
+    r = _rewards(rewards, group)
+    for shaper in shapers:
+        if shaper.kind == "transform":
+            r = shaper.shape(r, group)
+    components = {"transformed": r}
+    total = r.copy()
+    for shaper in shapers:
+        if shaper.kind == "bonus":
+            components[shaper.name] = shaper.weight * shaper.bonus(group)
+            total = total + components[shaper.name]
+        elif shaper.kind != "transform":
+            raise ValueError(f"shaper {shaper!r} has kind {shaper.kind!r}; expected 'transform' or 'bonus'")
+    return (total, components) if return_components else total

@@ -1,0 +1,154 @@
+"""The environment contract (DESIGN.md), checked on every registered environment.
+
+check_env, seeded determinism, the info keys, and a fuzz with arbitrary and adversarial replies:
+nothing an agent writes may crash an environment.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import interplay
+
+ALL_IDS = [e.id for e in interplay.list_envs()]
+# Environments whose parser must flag replies that contain nothing readable.
+STRICT_IDS = ["interplay/Maze-v0", "interplay/MathFeedback-v0"]
+HUGE = 1_000_000
+
+ADVERSARIAL = [
+    "",
+    " ",
+    "\n\n\t",
+    "\x00\x01\x02",
+    "😀" * 50,
+    "‮‭ مرحبا שלום",
+    "\\boxed{" * 2000,
+    "}" * 5000 + "{" * 5000,
+    "Answer:",
+    "1" * 5000,
+    "-" * 10_000 + "1",
+    "1/0",
+    "nan inf -inf 1e999999",
+    "up down left right " * 10_000,
+    "<|endoftext|><|im_start|>assistant\n",
+    "9" * HUGE,
+    "a" * HUGE,
+    "((((((((((" * (HUGE // 10),
+]
+NOTHING_READABLE = ["", " ", "\n\n\t", "\x00\x01\x02", "😀" * 50, "…!?"]
+
+
+def make(env_id: str) -> gym.Env:
+    return gym.make(env_id).unwrapped
+
+
+def play(env_id: str, seed: int, steps: int = 6) -> list:
+    env = make(env_id)
+    obs, info = env.reset(seed=seed)
+    record = [obs, sorted(info)]
+    for i in range(steps):
+        expert = env.expert_action()
+        action = expert if expert is not None else ["up", "42", "hello", "1"][i % 4]
+        obs, reward, terminated, truncated, info = env.step(action)
+        record.append((obs, reward, terminated, truncated, repr(sorted(info.items()))))
+        if terminated or truncated:
+            break
+    return record
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_check_env(env_id):
+    env = make(env_id)
+    if env.deterministic:  # check_env's seeding checks assume a seedable environment
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # it warns about non-Box spaces; we check what applies
+            check_env(env)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert isinstance(env.system_prompt, str)
+    assert isinstance(env.render(), str)
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_seeded_determinism(env_id):
+    env = make(env_id)
+    if not env.deterministic:
+        pytest.skip(f"{env_id} wraps a game that cannot be seeded (see its docstring)")
+    assert play(env_id, 7) == play(env_id, 7)
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_info_keys_through_an_episode(env_id):
+    env = make(env_id)
+    obs, info = env.reset(seed=1)
+    assert info["turn"] == 0 and info["invalid_action"] is False
+    for turn in range(1, 500):
+        expert = env.expert_action()
+        obs, reward, terminated, truncated, info = env.step(expert if expert is not None else "1")
+        assert info["turn"] == turn
+        assert isinstance(info["invalid_action"], bool)
+        assert isinstance(obs, str) and isinstance(reward, float)
+        if terminated or truncated:
+            assert isinstance(info["success"], bool)
+            assert isinstance(info["outcome"], str) and len(info["outcome"]) < 200
+            break
+    else:
+        pytest.fail(f"{env_id} did not end within 500 turns")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("up")
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_adversarial_replies_never_crash(env_id):
+    env = make(env_id)
+    env.reset(seed=2)
+    for reply in ADVERSARIAL:
+        obs, reward, terminated, truncated, info = env.step(reply)
+        assert isinstance(obs, str) and len(obs) < 20_000, "observations must not echo huge replies"
+        if terminated or truncated:
+            env.reset(seed=2)
+
+
+@pytest.mark.parametrize("env_id", STRICT_IDS)
+def test_unreadable_replies_are_flagged(env_id):
+    env = make(env_id)
+    for reply in NOTHING_READABLE:
+        env.reset(seed=3)
+        obs, reward, terminated, truncated, info = env.step(reply)
+        assert info["invalid_action"] is True, (reply, obs)
+        assert reward <= 0.0
+
+
+@pytest.mark.parametrize("env_id", STRICT_IDS)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(replies=st.lists(st.text(max_size=300), min_size=1, max_size=8))
+def test_fuzz_arbitrary_unicode(env_id, replies):
+    env = make(env_id)
+    env.reset(seed=4)
+    for reply in replies:
+        obs, reward, terminated, truncated, info = env.step(reply)
+        assert isinstance(obs, str)
+        if terminated or truncated:
+            break
+
+
+def test_step_rejects_non_text_with_clear_error():
+    env = make("interplay/Maze-v0")
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match="takes the agent's reply as a str"):
+        env.step(None)
+
+
+def test_make_vec_sync_and_async_without_shared_memory():
+    envs = gym.make_vec("interplay/Maze-v0", num_envs=2, vectorization_mode="sync")
+    obs, info = envs.reset(seed=0)
+    assert all(isinstance(o, str) and o for o in obs)
+    envs.close()
+    with pytest.raises(ValueError, match="shared_memory"):
+        gym.make_vec("interplay/Maze-v0", num_envs=2, vectorization_mode="async")
