@@ -18,3 +18,7 @@ def register_builtin() -> None:
         "interplay.envs.math:MathFeedbackEnv",
         "Solve a math problem in up to K attempts, with a teacher's feedback after each wrong one.",
     )
+
+    from interplay.envs.textarena import register_games
+
+    register_games()

@@ -206,7 +206,7 @@ def answers_match(answer: str, reference: str) -> bool:
     if a.casefold() == ref.casefold():  # "Paris" is "paris"; "B" is "b"
         return bool(a)
     a_num, ref_num = parse_number(a), parse_number(ref)
-    if a_num is not None or ref_num is not None:
+    if a_num is not None and ref_num is not None:
         return a_num == ref_num
     return _math_verify_equal(a, ref)
 

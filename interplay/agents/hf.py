@@ -1,0 +1,291 @@
+"""HFAgent: a transformers causal LM that samples a whole batch at once and keeps KV caches across turns.
+
+Our own sampling loop instead of ``model.generate``: a session holds one ``DynamicCache`` for all
+live episodes, feeds each turn's new tokens (left-padded inside the chunk; padding in the middle
+of a row is masked out and ``position_ids = cumsum(attention_mask) - 1`` skips it), samples
+token by token, and drops finished episodes with ``DynamicCache.batch_select_indices``.
+Re-encoding the history instead would make a rollout cost grow with the square of the turns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from interplay.agents.base import Agent, AgentError, Reply, Session
+from interplay.agents.chat import ChatEncoder, Message
+
+
+def _dropout_active(model: Any) -> bool:
+    config = model.config
+    rates = [getattr(config, k, 0.0) or 0.0 for k in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop")]
+    return model.training and any(float(r) > 0 for r in rates)
+
+
+class HFAgent(Agent):
+    """Samples replies from a Hugging Face causal LM.
+
+    Args:
+        model: a loaded model, or a name for ``interplay.models.load`` ("tiny", a path, an HF id).
+        tokenizer: required with a loaded model; loaded alongside a named one.
+        temperature: 0 means greedy. top_p (1.0 = off), top_k (0 = off): nucleus / top-k filtering.
+        max_new_tokens: per reply. stop: strings that end a reply (kept in its text) besides eos.
+        seed: seeds the sampling generator (None: torch's global RNG).
+        device, dtype: for a named model (default: CUDA with bf16 where available, else CPU float32).
+
+    Recorded log-probs are those TRL's GRPO recomputes for its importance ratios:
+    ``log_softmax(logits / temperature)`` at the sampled token, before top-k/top-p filtering
+    (with temperature 0, the raw ``log_softmax(logits)``). The model is never switched to eval mode
+    (TRL reads ``model.training``); sampling runs under ``torch.no_grad()``, and a warning is given
+    when the model is in training mode with dropout configured.
+    """
+
+    def __init__(
+        self,
+        model: Any = "tiny",
+        tokenizer: Any = None,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        max_new_tokens: int = 64,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if temperature < 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
+            raise ValueError(
+                f"need temperature >= 0, 0 < top_p <= 1, top_k >= 0, max_new_tokens >= 1; got temperature="
+                f"{temperature}, top_p={top_p}, top_k={top_k}, max_new_tokens={max_new_tokens}."
+            )
+        if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
+            raise ValueError(f"stop must be a list of non-empty strings, got {stop!r}.")
+        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+            from interplay import models
+
+            device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            if dtype is None:
+                cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+                dtype = torch.bfloat16 if cuda_bf16 else torch.float32
+            name = str(model)
+            model, loaded_tokenizer = models.load(name, dtype=dtype)
+            model.to(device)
+            tokenizer = tokenizer or loaded_tokenizer
+        else:
+            name = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "") or "model"
+            if tokenizer is None:
+                raise ValueError("HFAgent(model=<a loaded model>) also needs tokenizer=...")
+        if tokenizer.eos_token_id is None:
+            raise ValueError(f"tokenizer of {name!r} has no eos token; replies could never end.")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.encoder = ChatEncoder(tokenizer)
+        self.name = name
+        self.temperature, self.top_p, self.top_k = float(temperature), float(top_p), int(top_k)
+        self.max_new_tokens = int(max_new_tokens)
+        self.stop = list(stop)
+        self.seed = seed
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.model_seconds = 0.0  # time spent in forward passes and sampling (benchmarks read it)
+
+    def sampling_params(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_new_tokens": self.max_new_tokens,
+            "stop": self.stop,
+            "seed": self.seed,
+        }
+
+    def start(self, n: int) -> HFSession:
+        return HFSession(self, n)
+
+    def act(
+        self, histories: list[list[Message]], expert_actions: list[str | None] | None = None
+    ) -> list[Reply]:
+        session = self.start(len(histories))
+        replies = session.act(dict(enumerate(histories)))
+        return [replies[row] for row in range(len(histories))]
+
+    # ---- sampling -----------------------------------------------------------------------------
+    def sample(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampled ids and their log-probs (see the class docstring) for a (batch, vocab) logits row."""
+        logits = logits.float()
+        if self.temperature == 0:
+            tokens = logits.argmax(-1)
+            return tokens, torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
+        logits = logits / self.temperature
+        logprobs = torch.log_softmax(logits, -1)
+        filtered = logits
+        if self.top_k:
+            kth = torch.topk(filtered, min(self.top_k, filtered.shape[-1]), dim=-1).values[:, -1:]
+            filtered = filtered.masked_fill(filtered < kth, float("-inf"))
+        if self.top_p < 1.0:
+            sorted_logits, order = torch.sort(filtered, descending=True)
+            cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
+            drop = cumulative - torch.softmax(sorted_logits, -1) >= self.top_p  # keep the top token always
+            filtered = filtered.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        tokens = torch.multinomial(torch.softmax(filtered, -1), 1, generator=self.generator)[:, 0]
+        return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
+
+
+class _Row:
+    """What a session remembers about one episode."""
+
+    __slots__ = ("history", "unfed", "pending_close")
+
+    def __init__(self) -> None:
+        self.history: list[Message] = []
+        self.unfed: list[int] = []  # the last sampled token(s), not yet in the cache
+        self.pending_close: list[int] | None = None  # template ids that close the last reply
+
+
+class HFSession(Session):
+    """KV-cached episodes of an ``HFAgent`` (see the module docstring)."""
+
+    def __init__(self, agent: HFAgent, n: int) -> None:
+        super().__init__(n)
+        self.agent = agent
+        self.rows = {row: _Row() for row in self.live}
+        self.cache: Any = None
+        self.mask = torch.zeros(n, 0, dtype=torch.long, device=agent.device)
+        self.lengths = torch.zeros(n, dtype=torch.long, device=agent.device)  # real tokens per row
+
+    def _context_ids(self, row: _Row, new: list[Message]) -> list[int]:
+        encoder = self.agent.encoder
+        if not row.history:
+            row.history = list(new)
+            return encoder.prompt(row.history)
+        ids = row.pending_close + encoder.user_delta(row.history, new)
+        row.history.extend(new)
+        return ids
+
+    def _forward(self, chunk: list[list[int]]) -> torch.Tensor:
+        """Feed one left-padded chunk per live row; return the logits of each row's last position."""
+        agent = self.agent
+        width = max(len(ids) for ids in chunk)
+        tokens = torch.full((len(chunk), width), agent.pad_id, dtype=torch.long)
+        chunk_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, ids in enumerate(chunk):
+            if ids:
+                tokens[i, width - len(ids) :] = torch.tensor(ids)
+                chunk_mask[i, width - len(ids) :] = 1
+        tokens, chunk_mask = tokens.to(agent.device), chunk_mask.to(agent.device)
+        positions = (self.lengths[:, None] + chunk_mask.cumsum(-1) - 1).clamp(min=0)
+        self.mask = torch.cat([self.mask, chunk_mask], dim=1)
+        self.lengths = self.lengths + chunk_mask.sum(-1)
+        if self.cache is None:
+            from transformers import DynamicCache
+
+            self.cache = DynamicCache()
+        # The cache is updated in place; transformers >= 5.24 renamed `past_key_values` to `cache`.
+        cache_kwarg = "cache" if "cache" in inspect.signature(agent.model.forward).parameters else "past_key_values"
+        out = agent.model(
+            input_ids=tokens,
+            attention_mask=self.mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_kwarg: self.cache},
+        )
+        return out.logits[:, -1]
+
+    @torch.no_grad()
+    def act(
+        self, new_messages: dict[int, list[Message]], expert_actions: dict[int, str | None] | None = None
+    ) -> dict[int, Reply]:
+        self._check_rows(new_messages)
+        agent, tokenizer = self.agent, self.agent.tokenizer
+        if not self.live:
+            return {}
+        if _dropout_active(agent.model):
+            warnings.warn(
+                "sampling from a model in training mode with dropout > 0: replies and log-probs are "
+                "those of a dropout-perturbed model.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        contexts = [self._context_ids(self.rows[row], new_messages[row]) for row in self.live]
+        started = time.perf_counter()
+        logits = self._forward([self.rows[row].unfed + ids for row, ids in zip(self.live, contexts)])
+        for row in self.live:
+            self.rows[row].unfed = []
+        n = len(self.live)
+        sampled: list[list[int]] = [[] for _ in range(n)]
+        logps: list[list[float]] = [[] for _ in range(n)]
+        finish = [""] * n
+        eos = agent.tokenizer.eos_token_id
+        for step in range(agent.max_new_tokens):
+            tokens, logprobs = agent.sample(logits)
+            tokens_list, logprobs_list = tokens.tolist(), logprobs.tolist()
+            for i in range(n):
+                if finish[i]:
+                    continue
+                sampled[i].append(tokens_list[i])
+                logps[i].append(logprobs_list[i])
+                if tokens_list[i] == eos:
+                    finish[i] = "stop"
+                elif agent.stop and any(s in tokenizer.decode(sampled[i]) for s in agent.stop):
+                    finish[i] = "stop"
+                elif step == agent.max_new_tokens - 1:
+                    finish[i] = "length"
+            # Feed each row's newest token, unless the row already finished before this step.
+            feed = [[s[-1]] if len(s) == step + 1 else [] for s in sampled]
+            if all(finish):
+                for row, ids in zip(self.live, feed):
+                    self.rows[row].unfed = ids
+                break
+            logits = self._forward(feed)
+        self.agent.model_seconds += time.perf_counter() - started
+        replies = {}
+        for i, row in enumerate(self.live):
+            ended_with_eos = sampled[i][-1] == eos
+            text = tokenizer.decode(sampled[i][:-1] if ended_with_eos else sampled[i], skip_special_tokens=True)
+            state = self.rows[row]
+            close = agent.encoder.assistant_close(state.history, text)
+            # The sampled eos is the template's closing token for templates like interplay's tiny one.
+            state.pending_close = close[1:] if ended_with_eos and close[:1] == [eos] else close
+            state.history.append({"role": "assistant", "content": text})
+            replies[row] = Reply(text, sampled[i], logps[i], contexts[i], finish[i])
+        return replies
+
+    def drop(self, rows: Iterable[int]) -> None:
+        gone = set(rows)
+        keep = [i for i, row in enumerate(self.live) if row not in gone]
+        if len(keep) == len(self.live):
+            return
+        super().drop(gone)
+        self.rows = {row: self.rows[row] for row in self.live}
+        index = torch.tensor(keep, dtype=torch.long, device=self.agent.device)
+        self.mask, self.lengths = self.mask[index], self.lengths[index]
+        if not keep:
+            self.cache = None
+        elif self.cache is not None:
+            self.cache.batch_select_indices(index)
+        if keep and self.mask.shape[1]:
+            # Columns no remaining row uses are dead weight in every later attention call.
+            first = int(self.mask.any(0).int().argmax())
+            if first and self._crop_left(first):
+                self.mask = self.mask[:, first:]
+
+    def _crop_left(self, first: int) -> bool:
+        layers = getattr(self.cache, "layers", None)
+        # Only plain full-attention layers: sliding-window or quantized layers keep other state.
+        if not layers or not all(type(layer).__name__ == "DynamicLayer" and layer.keys is not None for layer in layers):
+            return False
+        for layer in layers:
+            layer.keys = layer.keys[:, :, first:]
+            layer.values = layer.values[:, :, first:]
+        return True
+
+
+__all__ = ["AgentError", "HFAgent", "HFSession"]

@@ -1,0 +1,347 @@
+"""Where environments and agents meet: play many episodes at once and record Trajectory records.
+
+Each turn asks the agent for all live episodes in one batch (a session keeps model caches);
+finished episodes drop out. The token ids recorded are the ids the model was fed and sampled —
+never re-tokenized text: ``prompt_ids`` (system + first observation + generation prompt), then
+``completion_ids`` alternating sampled reply ids (``agent_mask`` 1, with their log-probs) and
+environment turns as the chat-template delta (``agent_mask`` 0, log-prob 0.0). The sequence ends
+with the last reply (the final observation is in ``messages`` only), as TRL's GRPO expects.
+For text agents (expert, random, remote, human) ids come from ``tokenizer=`` by the same
+template deltas, with the agent's text tokenized; without a tokenizer they stay empty.
+
+Agent failures: a row whose reply is missing or not a string is played as "" and the error is
+recorded in that turn's ``infos[t]["agent_error"]``; a batch call that raises stops the rollout
+with ``AgentError`` (other rows cannot be trusted then).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from interplay.agents.base import Agent, as_reply
+from interplay.agents.chat import ChatEncoder, Message
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """An environment id with constructor kwargs and a reset seed (None: drawn and recorded)."""
+
+    id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+
+@dataclass
+class Trajectory:
+    env_id: str
+    env_kwargs: dict[str, Any]
+    seed: int
+    messages: list[Message]
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    agent_mask: list[int]
+    logprobs: list[float]
+    rewards: list[float]
+    reward: float
+    success: bool
+    outcome: str
+    turns: int
+    invalid_actions: int
+    terminated: bool
+    truncated: bool
+    infos: list[dict[str, Any]]
+    group: int
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ReplayMismatch(RuntimeError):
+    """Replaying a trajectory produced a different observation than the one recorded."""
+
+
+def _jsonable(value: Any) -> Any:
+    """Info values as JSON-safe Python (numpy scalars/arrays, tuples, sets; anything else as str)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _jsonable(value.tolist())
+    return str(value)
+
+
+def _specs(envs: str | EnvSpec | Sequence[str | EnvSpec], seeds: Sequence[int] | None) -> list[EnvSpec]:
+    def spec(item: Any) -> EnvSpec:
+        if isinstance(item, EnvSpec):
+            return item
+        if isinstance(item, str):
+            return EnvSpec(item)
+        raise TypeError(f"environments are given as ids (str) or EnvSpec(id, kwargs, seed), got {item!r:.80}.")
+
+    if isinstance(envs, (str, EnvSpec)):
+        base = spec(envs)
+        if seeds is None:
+            return [base]
+        return [EnvSpec(base.id, base.kwargs, int(s)) for s in seeds]
+    specs = [spec(item) for item in envs]
+    if seeds is not None:
+        if len(seeds) != len(specs):
+            raise ValueError(f"got {len(seeds)} seeds for {len(specs)} environments; give one seed per environment.")
+        specs = [EnvSpec(s.id, s.kwargs, int(seed)) for s, seed in zip(specs, seeds)]
+    return specs
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("interplay", "torch", "transformers", "trl", "gymnasium", "tokenizers"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            if package == "interplay":
+                import interplay
+
+                versions[package] = interplay.__version__
+    return versions
+
+
+class _Episode:
+    """One live episode: its environment, chat and token record."""
+
+    def __init__(self, spec: EnvSpec, seed: int, group: int) -> None:
+        from interplay.registry import make
+
+        self.spec, self.seed, self.group = spec, seed, group
+        self.env = make(spec.id, **spec.kwargs)
+        observation, info = self.env.reset(seed=seed)
+        system = getattr(self.env.unwrapped, "system_prompt", "")
+        self.messages: list[Message] = [{"role": "system", "content": system}] if system else []
+        self.messages.append({"role": "user", "content": observation})
+        self.new: list[Message] = list(self.messages)  # messages the agent has not seen yet
+        self.prompt_ids: list[int] = []
+        self.completion_ids: list[int] = []
+        self.agent_mask: list[int] = []
+        self.logprobs: list[float] = []
+        self.rewards: list[float] = []
+        self.infos: list[dict[str, Any]] = [_jsonable(info)]
+        self.invalid_actions = 0
+        self.terminated = self.truncated = False
+
+    def add_ids(self, context: list[int], sampled: list[int], logprobs: list[float] | None) -> None:
+        if not self.prompt_ids and not self.completion_ids:
+            self.prompt_ids = list(context)
+        else:
+            self.completion_ids += context
+            self.agent_mask += [0] * len(context)
+            self.logprobs += [0.0] * len(context)
+        self.completion_ids += sampled
+        self.agent_mask += [1] * len(sampled)
+        self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(sampled)
+
+
+def rollout(
+    envs: str | EnvSpec | Sequence[str | EnvSpec],
+    agent: Agent,
+    *,
+    seeds: Sequence[int] | None = None,
+    group_size: int = 1,
+    max_turns: int | None = None,
+    tokenizer: Any = None,
+    progress: bool = False,
+) -> list[Trajectory]:
+    """Play one episode per environment spec (``group_size`` episodes per spec, same seed) with ``agent``.
+
+    Args:
+        envs: an id, an ``EnvSpec``, or a list of them (any mix of environments).
+        seeds: one reset seed per spec (with a single id/spec: one episode per seed). Specs without
+            a seed get a random one, recorded in the trajectory.
+        group_size: G episodes per spec, reset with the same seed (a GRPO group); consecutive in
+            the output, sharing ``Trajectory.group``.
+        max_turns: a cap on agent turns per episode on top of the environment's own (truncates).
+        tokenizer: for text agents, tokenizes their replies so trajectories carry ids (model
+            agents carry their own).
+        progress: show a tqdm bar over finished episodes.
+    """
+    if not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be a positive integer, got {group_size!r}.")
+    if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
+        raise ValueError(f"max_turns must be a positive integer or None, got {max_turns!r}.")
+    specs = _specs(envs, seeds)
+    drawn = random.SystemRandom()
+    episodes = []
+    for group, spec in enumerate(specs):
+        seed = spec.seed if spec.seed is not None else drawn.randrange(2**31)
+        episodes += [_Episode(spec, seed, group) for _ in range(group_size)]
+    model_ids = getattr(agent, "encoder", None) is not None
+    tokenizer = agent.tokenizer if model_ids else tokenizer
+    encoder = ChatEncoder(tokenizer) if tokenizer is not None else None
+    manifest = {
+        "agent": agent.name,
+        "agent_class": type(agent).__name__,
+        "sampling": _jsonable(agent.sampling_params()),
+        **(encoder.fingerprint() if encoder else {}),
+        "max_turns": max_turns,
+        "versions": _versions(),
+    }
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(episodes), desc="episodes", unit="ep")
+    session = agent.start(len(episodes))
+    live = list(range(len(episodes)))
+    while live:
+        expert = None
+        if agent.wants_expert_actions:
+            expert = {row: episodes[row].env.unwrapped.expert_action() for row in live}
+        replies = session.act({row: episodes[row].new for row in live}, expert_actions=expert)
+        finished = []
+        for row in live:
+            episode = episodes[row]
+            reply = as_reply(replies.get(row)) if isinstance(replies, dict) else as_reply(None)
+            error = reply.error
+            if isinstance(replies, dict) and row not in replies:
+                error = f"agent {agent.name!r} returned no reply for this episode"
+            if encoder is not None:
+                if model_ids and reply.token_ids is not None:
+                    episode.add_ids(reply.context_ids or [], reply.token_ids, reply.logprobs)
+                else:
+                    history = episode.messages[: len(episode.messages) - len(episode.new)]
+                    context = encoder.prompt(episode.new) if not history else encoder.user_delta(history, episode.new)
+                    full = history + episode.new
+                    episode.add_ids(context, encoder.encode(encoder.assistant_text(full, reply.text)), None)
+            episode.messages.append({"role": "assistant", "content": reply.text})
+            observation, reward, terminated, truncated, info = episode.env.step(reply.text)
+            info = _jsonable(info)
+            if error:
+                info["agent_error"] = error
+            episode.rewards.append(reward)
+            episode.infos.append(info)
+            episode.invalid_actions += bool(info.get("invalid_action"))
+            episode.messages.append({"role": "user", "content": observation})
+            episode.new = [episode.messages[-1]]
+            capped = max_turns is not None and len(episode.rewards) >= max_turns
+            if terminated or truncated or capped:
+                episode.terminated, episode.truncated = terminated, not terminated
+                finished.append(row)
+        if finished:
+            session.drop(finished)
+            live = [row for row in live if row not in set(finished)]
+            if bar is not None:
+                bar.update(len(finished))
+    if bar is not None:
+        bar.close()
+    return [_trajectory(episode, manifest) for episode in episodes]
+
+
+def _trajectory(episode: _Episode, manifest: dict[str, Any]) -> Trajectory:
+    last = episode.infos[-1]
+    env = episode.env.unwrapped
+    return Trajectory(
+        env_id=episode.spec.id,
+        env_kwargs=_jsonable(episode.spec.kwargs),
+        seed=episode.seed,
+        messages=episode.messages,
+        prompt_ids=episode.prompt_ids,
+        completion_ids=episode.completion_ids,
+        agent_mask=episode.agent_mask,
+        logprobs=episode.logprobs,
+        rewards=episode.rewards,
+        reward=float(sum(episode.rewards)),
+        success=bool(last.get("success", False)),
+        outcome=str(last.get("outcome") or env.outcome()),
+        turns=len(episode.rewards),
+        invalid_actions=episode.invalid_actions,
+        terminated=episode.terminated,
+        truncated=episode.truncated,
+        infos=episode.infos,
+        group=episode.group,
+        manifest={"env_id": episode.spec.id, "env_kwargs": _jsonable(episode.spec.kwargs), "seed": episode.seed,
+                  **manifest},
+    )
+
+
+def replay(trajectory: Trajectory) -> list[str]:
+    """Re-run the environment with the recorded replies; return every observation (first one
+    included). Raises ``ReplayMismatch`` at the first observation that differs from the record."""
+    from interplay.registry import make
+
+    env = make(trajectory.env_id, **trajectory.env_kwargs)
+    observation, _ = env.reset(seed=trajectory.seed)
+    chat = [m for m in trajectory.messages if m["role"] != "system"]
+    recorded = [m["content"] for m in chat if m["role"] == "user"]
+    replies = [m["content"] for m in chat if m["role"] == "assistant"]
+    observations = [observation]
+    for turn, reply in enumerate([None, *replies]):
+        if reply is not None:
+            observations.append(env.step(reply)[0])
+        if observations[-1] != recorded[turn]:
+            raise ReplayMismatch(
+                f"replaying {trajectory.env_id} (seed {trajectory.seed}, kwargs {trajectory.env_kwargs}) gave a "
+                f"different observation at turn {turn}:\n  recorded: {recorded[turn][:300]!r}\n"
+                f"  replayed: {observations[-1][:300]!r}\nThe environment is not deterministic, or its code "
+                f"changed since the recording (manifest versions: {trajectory.manifest.get('versions')})."
+            )
+    return observations
+
+
+def save_trajectories(path: str | Path, trajectories: Sequence[Trajectory]) -> None:
+    """Write one JSON object per line."""
+    with open(path, "w", encoding="utf-8") as f:
+        for trajectory in trajectories:
+            f.write(json.dumps(trajectory.to_dict(), ensure_ascii=False) + "\n")
+
+
+def load_trajectories(path: str | Path) -> list[Trajectory]:
+    names = {f.name for f in fields(Trajectory)}
+    trajectories = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                trajectories.append(Trajectory(**{k: v for k, v in record.items() if k in names}))
+            except (json.JSONDecodeError, TypeError) as error:
+                raise ValueError(f"{path}:{number} is not a trajectory record: {error}") from error
+    return trajectories
+
+
+def to_dataset(trajectories: Sequence[Trajectory]) -> Any:
+    """A ``datasets.Dataset`` with one row per trajectory. ``env_kwargs``, ``infos`` and ``manifest``
+    are JSON strings (their keys differ between environments, which Arrow columns cannot hold)."""
+    from datasets import Dataset
+
+    rows = []
+    for trajectory in trajectories:
+        row = trajectory.to_dict()
+        for key in ("env_kwargs", "infos", "manifest"):
+            row[key] = json.dumps(row[key], ensure_ascii=False)
+        rows.append(row)
+    return Dataset.from_list(rows)
+
+
+__all__ = [
+    "EnvSpec",
+    "ReplayMismatch",
+    "Trajectory",
+    "load_trajectories",
+    "replay",
+    "rollout",
+    "save_trajectories",
+    "to_dataset",
+]
