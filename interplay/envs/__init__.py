@@ -18,6 +18,11 @@ def register_builtin() -> None:
         "interplay.envs.math:MathFeedbackEnv",
         "Solve a math problem in up to K attempts, with a teacher's feedback after each wrong one.",
     )
+    register(
+        "interplay/CodeBreaker-v0",
+        "interplay.envs.codebreaker:CodeBreakerEnv",
+        "Find a secret 3-digit code from digit-by-digit higher/lower hints (learnable in minutes).",
+    )
 
     from interplay.envs.textarena import register_games
 

@@ -1,0 +1,114 @@
+"""CodeBreaker-v0: find a secret digit code from a teacher's digit-by-digit hints.
+
+The cheapest honest demo of learning from feedback: the reply after each wrong guess carries
+information the agent must use in context (shared/NOTES.md: a 0.6M-parameter model learns the
+3-digit version in seconds). Built on the feedback-episode mechanism like MathFeedback.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from interplay.envs.feedback import FeedbackEnv, Task
+
+SPLITS = ("all", "train", "eval")
+#: One code in HELD_OUT_EVERY belongs to the "eval" split, the others to "train".
+HELD_OUT_EVERY = 5
+
+
+def code_split(code: str) -> str:
+    """The split a code belongs to: a fixed pseudo-random fifth of all codes is held out."""
+    return "eval" if (int(code) * 7919 + len(code)) % HELD_OUT_EVERY == 0 else "train"
+
+
+def digit_hints(secret: str, guess: str) -> str:
+    """Per digit: ``=`` right, ``+`` the secret digit is higher, ``-`` it is lower."""
+    return "".join("=" if g == s else "+" if s > g else "-" for s, g in zip(secret, guess))
+
+
+class CodeBreakerEnv(FeedbackEnv):
+    """Guess a secret code of ``digits`` digits; after a wrong guess, a hint per digit.
+
+    Observation: ``code 3 digits`` at reset; after a wrong guess the hint string, one character
+    per digit (``=`` right, ``+`` the secret digit is higher, ``-`` lower) and the attempts left,
+    e.g. ``+=- (3 attempts left)``.
+    Action: any text; the last run of exactly ``digits`` digits in it is the guess.
+    Reward: 1.0 for finding the code (``discount ** (attempt - 1)`` with a discount), else 0.
+    Termination: the code is found or the attempts are used up (an unreadable reply costs one).
+    Expert: bisects each digit's remaining range using only the hints seen so far, so it is
+    imitable from the observations (it solves every 3-digit code within 4 attempts).
+
+    Kwargs: ``digits`` (1 to 8, default 3), ``max_attempts`` (default 4), ``split`` ("all",
+    "train" or "eval": draw codes only from that part of a fixed 80/20 partition of all codes,
+    so evaluation uses codes never seen in training), ``teacher`` ("rule": the digit hints;
+    "none": only "incorrect"; or a model teacher), ``discount``.
+    """
+
+    system_prompt = "Find the secret code. Reply with a guess of the code's digits."
+    answer_instruction = ""
+    format_help = "Reply with the digits of your guess, e.g. 123."
+
+    def __init__(
+        self,
+        digits: int = 3,
+        max_attempts: int = 4,
+        split: str = "all",
+        teacher: Any = "rule",
+        discount: float = 1.0,
+        render_mode: str | None = "ansi",
+    ) -> None:
+        if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 8:
+            raise ValueError(f"digits must be an integer from 1 to 8, got {digits!r}.")
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} is not a split; use one of {SPLITS}.")
+        super().__init__(max_attempts=max_attempts, teacher=teacher, discount=discount, render_mode=render_mode)
+        self.digits = digits
+        self.split = split
+        self._guess_pattern = re.compile(rf"(?<!\d)\d{{{digits}}}(?!\d)")
+        self.format_help = f"Reply with the {digits} digits of your guess, e.g. {'123456789'[:digits]}."
+        self._ranges: list[tuple[int, int]] = []
+
+    def sample_task(self, rng: np.random.Generator) -> Task:
+        while True:  # rejection sampling: the split holds ~80% or ~20% of the codes
+            code = "".join(str(d) for d in rng.integers(0, 10, size=self.digits))
+            if self.split == "all" or code_split(code) == self.split:
+                return Task(f"code {self.digits} digits", code, metadata={"split": code_split(code)})
+
+    def _reset(self, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        self._ranges = [(0, 9)] * self.digits
+        observation, info = super()._reset(options)
+        return observation.strip(), info
+
+    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        result = super()._step(action)
+        guess = self._answer
+        if guess is not None and self.task is not None:  # narrow the expert's per-digit ranges
+            for i, (s, g) in enumerate(zip(self.task.answer, guess)):
+                low, high = self._ranges[i]
+                g_int = int(g)
+                self._ranges[i] = (g_int, g_int) if s == g else (max(low, g_int + 1), high) if s > g else (
+                    low, min(high, g_int - 1))
+        return result
+
+    def extract_answer(self, reply: str) -> str | None:
+        last = None
+        for last in self._guess_pattern.finditer(reply[-10_000:]):
+            pass
+        return last.group(0) if last else None
+
+    def is_correct(self, task: Task, answer: str) -> bool:
+        return answer == task.answer
+
+    def rule_hint(self, task: Task, answer: str) -> str:
+        return digit_hints(task.answer, answer)
+
+    def reveals_answer(self, task: Task, text: str) -> bool:
+        return task.answer in text
+
+    def expert_action(self) -> str | None:
+        if self.task is None:
+            return None
+        return "".join(str((low + high) // 2) for low, high in self._ranges)

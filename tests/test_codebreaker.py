@@ -1,0 +1,74 @@
+import itertools
+
+import gymnasium as gym
+import pytest
+
+import interplay  # noqa: F401
+from interplay.envs.codebreaker import CodeBreakerEnv, code_split, digit_hints
+
+
+def play_expert(env: CodeBreakerEnv, seed: int) -> dict:
+    env.reset(seed=seed)
+    while True:
+        _, _, terminated, truncated, info = env.step(env.expert_action())
+        if terminated or truncated:
+            return info
+
+
+def test_made_by_id_and_first_observation_is_short():
+    env = gym.make("interplay/CodeBreaker-v0")
+    obs, info = env.reset(seed=0)
+    assert obs == "code 3 digits"
+    assert info["split"] in ("train", "eval")
+
+
+@pytest.mark.parametrize("digits", [1, 3, 4])
+def test_expert_finds_every_code_within_the_attempts(digits):
+    env = CodeBreakerEnv(digits=digits, max_attempts=4)
+    assert all(play_expert(env, seed)["success"] for seed in range(300))
+
+
+def test_hints_are_digitwise_and_never_the_code():
+    assert digit_hints("382", "555") == "-+-"
+    assert digit_hints("382", "382") == "==="
+    env = CodeBreakerEnv()
+    for seed in range(200):
+        env.reset(seed=seed)
+        secret = env.task.answer
+        for guess in ("000", "999", secret[::-1], secret[:2] + str((int(secret[2]) + 1) % 10)):
+            if guess == secret or env.finished:
+                continue
+            obs, *_ = env.step(f"my guess is {guess}")
+            assert secret not in obs
+
+
+def test_train_and_eval_codes_are_disjoint_and_cover_everything():
+    codes = ["".join(d) for d in itertools.product("0123456789", repeat=3)]
+    held_out = [c for c in codes if code_split(c) == "eval"]
+    assert 150 < len(held_out) < 250
+    train, evaluation = CodeBreakerEnv(split="train"), CodeBreakerEnv(split="eval")
+    seen_train = {train.reset(seed=s)[1] and train.task.answer for s in range(300)}
+    seen_eval = {evaluation.reset(seed=s)[1] and evaluation.task.answer for s in range(300)}
+    assert not seen_train & seen_eval
+    assert all(code_split(c) == "eval" for c in seen_eval)
+
+
+def test_last_run_of_exactly_n_digits_is_the_guess():
+    env = CodeBreakerEnv()
+    assert env.extract_answer("first 123 then 4567 then 890") == "890"
+    assert env.extract_answer("12 and 3456") is None
+    assert env.extract_answer("") is None
+
+
+def test_unreadable_reply_is_invalid_and_costs_an_attempt():
+    env = CodeBreakerEnv()
+    env.reset(seed=1)
+    obs, reward, terminated, truncated, info = env.step("no idea")
+    assert info["invalid_action"] and "3 digits" in obs and info["turn"] == 1
+
+
+def test_bad_kwargs_say_what_is_accepted():
+    with pytest.raises(ValueError, match="from 1 to 8"):
+        CodeBreakerEnv(digits=0)
+    with pytest.raises(ValueError, match="split"):
+        CodeBreakerEnv(split="test")
