@@ -94,10 +94,8 @@ class CodeBreakerEnv(FeedbackEnv):
         return result
 
     def extract_answer(self, reply: str) -> str | None:
-        last = None
-        for last in self._guess_pattern.finditer(reply[-10_000:]):
-            pass
-        return last.group(0) if last else None
+        guesses = self._guess_pattern.findall(reply[-10_000:])
+        return guesses[-1] if guesses else None
 
     def is_correct(self, task: Task, answer: str) -> bool:
         return answer == task.answer

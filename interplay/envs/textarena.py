@@ -528,8 +528,10 @@ def _candidates(game: str, game_state: Any, pid: int, seen: str) -> list[str]:
     for move in _BRACKETED.findall(seen):  # "[attack M O]" in the rules -> "[attack 0 1]", ...
         holes = re.findall(r"\b[A-Zx]\b", move) if re.search(r"[a-z]{2}", move) else []
         if 0 < len(holes) <= 2:
-            template = re.sub(r"\b[A-Zx]\b", "{}", move)
-            moves += [template.format(*v) for v in itertools.product(range(14), repeat=len(holes))]
+            # Split at the holes rather than str.format: seen text (the agent's reply) may hold braces.
+            parts = re.split(r"\b[A-Zx]\b", move)
+            for values in itertools.product(range(14), repeat=len(holes)):
+                moves.append(parts[0] + "".join(f"{v}{part}" for v, part in zip(values, parts[1:])))
         else:
             moves.append(move)
     generator = _GENERATORS.get(game)
