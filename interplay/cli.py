@@ -89,14 +89,112 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from interplay.evaluation import evaluate
 
-    result = evaluate(args.env, _agent(args), args.n, args.samples, env_kwargs=_env_kwargs(args.env_kwargs),
-                      seed_start=args.seed_start, max_turns=args.max_turns)
-    print(f"{result['env']} {result['model']}: success rate {result['success_rate']:.3f}, mean turns "
-          f"{result['mean_turns']:.2f}, invalid-action rate {result['invalid_rate']:.3f} "
-          f"({result['n_episodes']} episodes)")
+    names = args.models or [args.model]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--models lists a model twice: {names}; give each checkpoint once.")
+    results = {}
+    for name in names:  # one agent in memory at a time; every model plays the same seeds
+        agent = _agent(argparse.Namespace(**{**vars(args), "model": name}))
+        coverage = args.coverage and getattr(agent, "model", None) is not None
+        if args.coverage and not coverage:
+            print(f"{name}: no coverage profile (it needs a model's log-likelihoods; {name!r} is not a model)")
+        result = evaluate(args.env, agent, args.n, args.samples, env_kwargs=_env_kwargs(args.env_kwargs),
+                          seed_start=args.seed_start, max_turns=args.max_turns, coverage=coverage)
+        del agent
+        results[name] = result
+        k = str(result["samples"])
+        print(f"{result['env']} {result['model']}: success rate {result['success_rate']:.3f}, mean turns "
+              f"{result['mean_turns']:.2f}, invalid-action rate {result['invalid_rate']:.3f} "
+              f"({result['n_episodes']} episodes), pass@{k} {result['pass_at_k'][k]:.3f}"
+              + (f", Pcov(2) {result['coverage']['2']:.3f}" if "coverage" in result else ""))
+    if args.plots:
+        from pathlib import Path
+
+        from interplay.plots import plot_all
+
+        Path(args.plots).mkdir(parents=True, exist_ok=True)
+        with open(Path(args.plots) / "results.json", "w") as f:
+            json.dump(results, f, indent=1)
+        written = plot_all(results, args.plots)
+        print(f"wrote {', '.join(str(p) for p in written)} and {Path(args.plots) / 'results.json'}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump(results if args.models else results[names[0]], f, indent=1)
+    return 0
+
+
+def _stage(name: str) -> tuple[type, type, Any, Any]:
+    """(interplay config class, TRL config class, TRL defaults, train function) of a training stage."""
+    if name == "sft":
+        from trl import SFTConfig
+
+        from interplay.training.imitation import ImitationConfig, sft_defaults, train_imitation
+
+        return ImitationConfig, SFTConfig, sft_defaults(), train_imitation
+    from trl import GRPOConfig
+
+    from interplay.training.grpo import GRPOTrainingConfig, grpo_defaults, train_grpo
+
+    return GRPOTrainingConfig, GRPOConfig, grpo_defaults(), train_grpo
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected JSON, e.g. '{{\"width\": 4}}': {error}") from None
+
+
+def _add_config_fields(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--field-name`` flag per field of an interplay config dataclass (default None: unset)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+        kind = kinds[0] if kinds[0] in (int, float, str) else _json_value
+        default = f.default if f.default is not dataclasses.MISSING else "{}"
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None,
+                            help=f"(default: {default})" + (" JSON" if kind is _json_value else ""))
+
+
+def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    import dataclasses
+
+    from transformers import HfArgumentParser
+
+    ours, trl_class, defaults, train = _stage(args.stage)
+    names = {f.name for f in dataclasses.fields(ours)}
+    from_file: dict[str, Any] = {}
+    if args.config:
+        import yaml
+
+        with open(args.config) as f:
+            from_file = yaml.safe_load(f) or {}
+        if not isinstance(from_file, dict):
+            raise SystemExit(f"--config {args.config}: expected a mapping of field: value, got {type(from_file).__name__}.")
+    trl_names = {f.name for f in dataclasses.fields(trl_class)}
+    unknown = sorted(set(from_file) - names - trl_names)
+    if unknown:
+        raise SystemExit(f"--config {args.config}: unknown fields {unknown}; accepted: the fields of "
+                         f"{ours.__name__} ({', '.join(sorted(names))}) and of TRL's {trl_class.__name__}.")
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    config = ours(**{**{k: v for k, v in from_file.items() if k in names}, **given})
+    hf = HfArgumentParser(trl_class)
+    hf.set_defaults(**{**defaults, **{k: v for k, v in from_file.items() if k in trl_names}})
+    trl_args, rest = hf.parse_args_into_dataclasses(list(extra), return_remaining_strings=True)
+    if rest:
+        raise SystemExit(f"interplay train {args.stage}: unknown options {rest}; accepted: the flags in "
+                         f"`interplay train {args.stage} --help` and any {trl_class.__name__} field as --field-name.")
+    if not trl_args.output_dir or trl_args.output_dir == "trainer_output":
+        raise SystemExit(f"interplay train {args.stage}: give --output-dir DIR (where checkpoints and the model go).")
+    resume = args.resume if args.resume != "latest" else True
+    result = train(config, trl_args, resume=resume)
+    score = result.heldout[-1] if result.heldout else {}
+    print(f"saved {result.output_dir} in {result.seconds:.0f} s; held-out success rate (greedy, "
+          f"{config.eval_episodes} tasks): {score.get('heldout/success_rate', float('nan')):.3f}")
     return 0
 
 
@@ -129,23 +227,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.set_defaults(func=cmd_rollout)
 
-    p = sub.add_parser("eval", help="success rate on held-out seeds")
+    p = sub.add_parser("eval", help="success rate, pass@k and coverage on held-out seeds")
     p.add_argument("--env", required=True)
     p.add_argument("-n", type=int, default=100, help="number of held-out tasks (seeds)")
     p.add_argument("--samples", type=int, default=1, help="episodes per task")
     p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
-    p.add_argument("--out", default=None, help="write the results as JSON")
+    p.add_argument("--out", default=None, help="write the results as JSON ({model: results} with --models)")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="compare several models (as --model accepts) on the same tasks; replaces --model")
+    p.add_argument("--coverage", action="store_true",
+                   help="also the coverage profile: each model's log-likelihood of the expert's episodes")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write pass@k, success-by-turn (and coverage) PNG plots and results.json here")
     _add_sampling(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train a model: imitation (sft) or multi-turn RL (grpo), on TRL")
+    stages = p.add_subparsers(dest="stage", required=True)
+    for stage, config, trl_config, what in (
+        ("sft", "ImitationConfig", "SFTConfig", "imitation on expert play (offline or --mode dagger)"),
+        ("grpo", "GRPOTrainingConfig", "GRPOConfig", "multi-turn GRPO on whole episodes"),
+    ):
+        q = stages.add_parser(stage, help=what, description=(
+            f"{what}. The flags below are interplay's ({config}); every field of TRL's {trl_config} is accepted "
+            "as --field-name too (e.g. --output-dir, --learning-rate, --max-steps, --per-device-train-batch-size, "
+            "--report-to tensorboard). Flags override --config; both override the defaults measured to learn."))
+        q.add_argument("--config", default=None, help="YAML file of field: value (interplay's and TRL's fields)")
+        q.add_argument("--resume", nargs="?", const="latest", default=None,
+                       help="resume from a checkpoint directory (no value: the latest in --output-dir)")
+        _add_config_fields(q, _stage_class(stage))
+        q.set_defaults(func=cmd_train)
     return parser
+
+
+def _stage_class(stage: str) -> type:
+    # interplay.training.config imports neither torch nor TRL, so building the parser stays fast.
+    from interplay.training.config import GRPOTrainingConfig, ImitationConfig
+
+    return ImitationConfig if stage == "sft" else GRPOTrainingConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import gymnasium
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":  # only `train` passes flags on (to TRL's config)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.func(args)
+        return args.func(args, extra) if args.command == "train" else args.func(args)
     except (ValueError, TypeError, OSError, RuntimeError, gymnasium.error.Error) as error:
         # Bad input gets one readable line, not a stack trace.
         print(f"interplay {args.command}: error: {error}", file=sys.stderr)

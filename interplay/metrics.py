@@ -35,10 +35,10 @@ __all__ = [
     "token_entropy",
 ]
 
-# Sequence log-probabilities of multi-turn episodes are very negative (500 agent tokens at 0.3 nats
-# each is ~2^216), so the coverage grid spans N = 2^0 .. 2^512 geometrically in the exponent; 2^512
-# still converts to a float for plotting. Beyond it, read :func:`log_ratio_quantiles`.
-DEFAULT_COVERAGE_GRID: tuple[int, ...] = tuple(2**e for e in (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+# Sequence log-probabilities of multi-turn episodes can be very negative, so the grid runs finely
+# where a trained model's ratios fall (N up to 2^16) and coarsely up to 2^64, keeping the JSON keys
+# readable. Beyond it, read :func:`log_ratio_quantiles`.
+DEFAULT_COVERAGE_GRID: tuple[int, ...] = tuple(2**e for e in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
 # p̂ from n samples has resolution 1/n; thresholds 1/N for N = 1 .. 1024.
 DEFAULT_SUCCESS_GRID: tuple[int, ...] = tuple(2**e for e in range(11))
 
@@ -224,7 +224,7 @@ def coverage_profile(log_mu: ArrayLike, log_pi: ArrayLike, grid: Sequence[float]
         for t in task_ids:
             per_task[t] = per_task.get(t, 0) + 1
         weights = np.array([1.0 / (per_task[t] * len(per_task)) for t in task_ids])
-    return {n_: float(weights[ratio >= math.log(n_)].sum()) for n_ in _grid(grid)}
+    return {n_: math.fsum(weights[ratio >= math.log(n_)]) for n_ in _grid(grid)}  # fsum: 6 × 1/6 is 1.0
 
 
 def log_ratio_quantiles(log_mu: ArrayLike, log_pi: ArrayLike,

@@ -12,6 +12,10 @@ template deltas, with the agent's text tokenized; without a tokenizer they stay 
 Agent failures: a row whose reply is missing or not a string is played as "" and the error is
 recorded in that turn's ``infos[t]["agent_error"]``; a batch call that raises stops the rollout
 with ``AgentError`` (other rows cannot be trusted then).
+
+Expert play: for agents that want expert actions, an environment with ``expert_action_probs()`` has
+that distribution (the one the expert's reply was drawn from) recorded in each turn's
+``infos[t]["expert_action_probs"]``, so log μ(y|x) of a seeded-stochastic expert is exact.
 """
 
 from __future__ import annotations
@@ -205,8 +209,12 @@ def rollout(
     session = agent.start(len(episodes))
     live = list(range(len(episodes)))
     while live:
-        expert = None
+        expert, expert_probs = None, {}
         if agent.wants_expert_actions:
+            # A seeded-stochastic expert's distribution over its replies, recorded for the exact
+            # log μ(y|x) of the coverage profile (interplay.evaluation.expert_log_likelihood).
+            expert_probs = {row: episodes[row].env.unwrapped.expert_action_probs() for row in live
+                            if hasattr(episodes[row].env.unwrapped, "expert_action_probs")}
             expert = {row: episodes[row].env.unwrapped.expert_action() for row in live}
         replies = session.act({row: episodes[row].new for row in live}, expert_actions=expert)
         finished = []
@@ -229,6 +237,8 @@ def rollout(
             info = _jsonable(info)
             if error:
                 info["agent_error"] = error
+            if row in expert_probs:
+                info["expert_action_probs"] = _jsonable(expert_probs[row])
             episode.rewards.append(reward)
             episode.infos.append(info)
             episode.invalid_actions += bool(info.get("invalid_action"))

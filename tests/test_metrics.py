@@ -139,9 +139,9 @@ def test_coverage_weights_tasks_equally_and_default_grid_reaches_long_episodes()
     profile = coverage_profile(0.0, [0.0, 0.0, 0.0, -10.0], grid=[2], task_ids=["a", "a", "a", "b"])
     assert profile[2] == 0.5
     assert coverage_profile(0.0, [0.0, 0.0, 0.0, -10.0], grid=[2])[2] == 0.25
-    assert max(DEFAULT_COVERAGE_GRID) == 2**512 and float(max(DEFAULT_COVERAGE_GRID)) < math.inf
-    profile = coverage_profile(0.0, [-150.0])  # a 500-token episode at 0.3 nats/token
-    assert profile[2**128] == 1.0 and profile[2**256] == 0.0
+    assert max(DEFAULT_COVERAGE_GRID) == 2**64 and float(max(DEFAULT_COVERAGE_GRID)) < math.inf
+    profile = coverage_profile(0.0, [-30.0])  # 100 agent tokens at 0.3 nats/token: ~2^43
+    assert profile[2**32] == 1.0 and profile[2**48] == 0.0
 
 
 def test_coverage_rejects_losses_and_nan():
