@@ -148,3 +148,16 @@ def test_import_interplay_does_not_import_textarena():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
     assert time.perf_counter() - start < 10
+
+
+def test_opponent_survives_agent_replies_with_braces_and_bracketed_holes():
+    # The built-in opponent reads bracketed moves from what it saw, the agent's reply included.
+    moves = ta_envs._candidates("SimpleNegotiation", {}, 1, "[Player 0] [Offer {y} A] [attack M O]")
+    assert "[Offer {y} 3]" in moves and "[attack 2 5]" in moves
+    env = gym.make("interplay/TextArena-SimpleNegotiation-v0").unwrapped
+    env.reset(seed=0)
+    for reply in ("[Offer {x} A]", "[a{b} C {{ D]", "[{} x {0}]"):
+        obs, reward, terminated, truncated, info = env.step(reply)
+        assert isinstance(obs, str)
+        if terminated or truncated:
+            break

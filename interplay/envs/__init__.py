@@ -27,3 +27,7 @@ def register_builtin() -> None:
     from interplay.envs.textarena import register_games
 
     register_games()
+
+    from interplay.envs.reasoning_gym import register_reasoning_gym
+
+    register_reasoning_gym()

@@ -240,3 +240,13 @@ def _math_verify_equal(a: str, ref: str) -> bool:
         return bool(gold and target and verify(gold, target, timeout_seconds=seconds))
     except (Exception, TimeoutException):  # TimeoutException is a BaseException
         return False
+
+
+def extract_tagged(text: str, tag: str = "answer") -> str | None:
+    """The stripped content of the last complete ``<tag>...</tag>`` pair (reasoning-gym's answer
+    convention), or None. Linear time: two reverse searches, no regex backtracking."""
+    if not isinstance(text, str):
+        return None
+    close = text.rfind(f"</{tag}>")
+    start = text.rfind(f"<{tag}>", 0, close) if close >= 0 else -1
+    return text[start + len(tag) + 2 : close].strip() if start >= 0 else None
