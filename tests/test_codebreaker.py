@@ -72,3 +72,12 @@ def test_bad_kwargs_say_what_is_accepted():
         CodeBreakerEnv(digits=0)
     with pytest.raises(ValueError, match="split"):
         CodeBreakerEnv(split="test")
+
+
+def test_held_out_seeds_draw_held_out_codes_by_default():
+    from interplay.seeds import EVAL_SEED_START
+
+    env = CodeBreakerEnv()
+    for seed in range(100):
+        assert env.reset(seed=seed)[1]["split"] == "train"
+        assert env.reset(seed=EVAL_SEED_START + seed)[1]["split"] == "eval"

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from interplay.envs.feedback import FeedbackEnv, Task
+from interplay.seeds import EVAL_SEED_START
 
-SPLITS = ("all", "train", "eval")
+SPLITS = ("by_seed", "all", "train", "eval")
 #: One code in HELD_OUT_EVERY belongs to the "eval" split, the others to "train".
 HELD_OUT_EVERY = 5
 
@@ -41,9 +42,11 @@ class CodeBreakerEnv(FeedbackEnv):
     Expert: bisects each digit's remaining range using only the hints seen so far, so it is
     imitable from the observations (it solves every 3-digit code within 4 attempts).
 
-    Kwargs: ``digits`` (1 to 8, default 3), ``max_attempts`` (default 4), ``split`` ("all",
-    "train" or "eval": draw codes only from that part of a fixed 80/20 partition of all codes,
-    so evaluation uses codes never seen in training), ``teacher`` ("rule": the digit hints;
+    Kwargs: ``digits`` (1 to 8, default 3), ``max_attempts`` (default 4), ``split``: codes come
+    from a fixed 80/20 partition of all codes, so that evaluation uses codes never seen in
+    training: "by_seed" (default) draws "eval" codes for the held-out seeds
+    (``interplay.seeds.EVAL_SEED_START`` and up) and "train" codes for the others; "train",
+    "eval" or "all" fix the part whatever the seed. ``teacher`` ("rule": the digit hints;
     "none": only "incorrect"; or a model teacher), ``discount``.
     """
 
@@ -55,7 +58,7 @@ class CodeBreakerEnv(FeedbackEnv):
         self,
         digits: int = 3,
         max_attempts: int = 4,
-        split: str = "all",
+        split: str = "by_seed",
         teacher: Any = "rule",
         discount: float = 1.0,
         render_mode: str | None = "ansi",
@@ -70,11 +73,17 @@ class CodeBreakerEnv(FeedbackEnv):
         self._guess_pattern = re.compile(rf"(?<!\d)\d{{{digits}}}(?!\d)")
         self.format_help = f"Reply with the {digits} digits of your guess, e.g. {'123456789'[:digits]}."
         self._ranges: list[tuple[int, int]] = []
+        self._split = split
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        if self.split == "by_seed":
+            self._split = "eval" if seed is not None and seed >= EVAL_SEED_START else "train"
+        return super().reset(seed=seed, options=options)
 
     def sample_task(self, rng: np.random.Generator) -> Task:
         while True:  # rejection sampling: the split holds ~80% or ~20% of the codes
             code = "".join(str(d) for d in rng.integers(0, 10, size=self.digits))
-            if self.split == "all" or code_split(code) == self.split:
+            if self._split == "all" or code_split(code) == self._split:
                 return Task(f"code {self.digits} digits", code, metadata={"split": code_split(code)})
 
     def _reset(self, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
