@@ -1,0 +1,109 @@
+"""interplay's side of the training configs (TRL's SFTConfig / GRPOConfig hold the optimizer side).
+
+Kept free of torch/TRL imports so the command line can build its flags from them quickly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from interplay.seeds import EVAL_SEED_START, TRAIN_SEED_START
+from interplay.training.exploration import ExplorationConfig
+
+
+@dataclass
+class ImitationConfig:
+    """interplay's side of an imitation run (TRL's ``SFTConfig`` holds the optimizer side).
+
+    Args:
+        env, env_kwargs: the environment (it must have an ``expert_action``).
+        model: "tiny", a checkpoint directory or an HF id to start from.
+        episodes: expert episodes for the offline dataset, one fresh training seed each.
+        mode: "offline" (behaviour cloning) or "dagger" (then ``dagger_rounds`` rounds follow).
+        dagger_rounds, dagger_episodes, dagger_steps: rounds; learner episodes per round; SFT steps
+            on the aggregated data after each round.
+        dagger_temperature: sampling temperature of the learner's DAgger rollouts.
+        max_turns: a turn cap on top of the environment's own (None: the environment's).
+        seed_start: first training seed (episodes use consecutive seeds after it).
+        eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every``
+            optimizer steps and at the end (0 disables the periodic ones).
+        max_new_tokens: per reply, when the learner plays (DAgger, evaluation).
+    """
+
+    env: str = "interplay/Maze-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    model: str = "tiny"
+    episodes: int = 6400
+    mode: str = "offline"
+    dagger_rounds: int = 2
+    dagger_episodes: int = 512
+    dagger_steps: int = 20
+    dagger_temperature: float = 1.0
+    max_turns: int | None = None
+    seed_start: int = TRAIN_SEED_START
+    eval_episodes: int = 100
+    eval_every: int = 0
+    max_new_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("offline", "dagger"):
+            raise ValueError(f"mode must be 'offline' or 'dagger', got {self.mode!r}.")
+        for name in ("episodes", "dagger_episodes", "eval_episodes", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ("dagger_rounds", "dagger_steps", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
+        if not isinstance(self.env_kwargs, dict):
+            raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
+        # Training seeds must stay below the held-out range, or "held-out" is not held out.
+        used = self.episodes + self.dagger_rounds * self.dagger_episodes
+        if self.seed_start + used > EVAL_SEED_START:
+            raise ValueError(f"seed_start + episodes ({self.seed_start} + {used}) reaches the held-out seeds "
+                             f"from {EVAL_SEED_START}; use fewer episodes or a smaller seed_start.")
+
+
+
+@dataclass
+class GRPOTrainingConfig:
+    """interplay's side of a GRPO run (TRL's ``GRPOConfig`` holds the optimizer and sampling side).
+
+    Args:
+        env, env_kwargs: the environment.
+        model: "tiny", a checkpoint directory (e.g. an SFT output) or an HF id to start from.
+        tasks: distinct training seeds in the prompt dataset (None: one fresh task per group for
+            ``max_steps`` steps, so no task repeats).
+        seed_start: first training seed.
+        max_turns: a turn cap on top of the environment's own (None: the environment's).
+        max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
+        discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
+        exploration: reward shapers applied per group (``interplay.training.exploration``).
+        eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every`` steps
+            and at the end (0 disables the periodic ones).
+    """
+
+    env: str = "interplay/Maze-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    model: str = "tiny"
+    tasks: int | None = None
+    seed_start: int = TRAIN_SEED_START
+    max_turns: int | None = None
+    max_new_tokens: int = 16
+    discount: float = 1.0
+    exploration: ExplorationConfig | None = None
+    eval_episodes: int = 100
+    eval_every: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"discount must be in (0, 1], got {self.discount!r}.")
+        if self.tasks is not None and self.tasks < 1:
+            raise ValueError(f"tasks must be a positive integer or None, got {self.tasks!r}.")
+        if self.max_new_tokens < 1 or self.eval_episodes < 1 or self.eval_every < 0:
+            raise ValueError("max_new_tokens and eval_episodes must be positive and eval_every >= 0, got "
+                             f"{self.max_new_tokens}, {self.eval_episodes}, {self.eval_every}.")
+        if not isinstance(self.env_kwargs, dict):
+            raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
+        if isinstance(self.exploration, dict):  # from YAML / JSON
+            self.exploration = ExplorationConfig(**self.exploration)

@@ -1,0 +1,231 @@
+"""Multi-turn outcome-based RL: TRL's ``GRPOTrainer`` with a ``rollout_func`` that plays whole episodes.
+
+GRPO (Shao et al. 2024, "DeepSeekMath"): for G episodes from one initial state, the advantage of
+episode i is ``(R_i - mean(R)) / std(R)``; TRL computes it and the clipped policy-gradient loss.
+interplay adds the episodes:
+
+- The prompt dataset holds one row per task, ``"<env id> seed=<seed>"`` (``task_prompt``); TRL repeats
+  each prompt ``num_generations`` times, so the G episodes of a group reset with the same seed.
+- ``rollout_func(prompts, trainer)`` plays them with the trainer's live model (an ``HFAgent`` over
+  it, no copy, KV-cached turns, never ``model.eval()``), and returns ``prompt_ids``, ``completion_ids``
+  (agent replies and environment turns concatenated, ending in eos), ``logprobs`` (sampled; 0.0 on
+  environment tokens), ``env_mask`` (1 agent, 0 environment: TRL multiplies it into the loss mask), and
+  per episode ``reward`` (``sum_t discount^t r_t``), ``success``, ``outcome``, ``turns``,
+  ``invalid_actions`` and ``task`` (env id + seed) for the reward function.
+- ``EpisodeReward`` is the one place where episode rewards become the rewards TRL sees: grouped by
+  task, shaped by ``interplay.training.exploration`` when ``GRPOTrainingConfig.exploration`` is set,
+  and logged (success rate, mean turns, invalid-action rate, fraction of groups whose rewards are all
+  equal, distinct outcomes per group) into the trainer's metrics.
+
+Multi-GPU: ``accelerate launch --num_processes 4 -m interplay.cli train grpo --env interplay/Maze-v0
+--model DIR --output-dir OUT``. Each process plays its share of the episodes with its replica of the
+model; keep ``per_device_train_batch_size`` a multiple of ``num_generations`` so a group is never split
+across processes (the reward shapers see whole groups). DeepSpeed ZeRO-3 (sharded parameters) is not
+supported by the rollout, which samples from the unwrapped module.
+
+vLLM: ``use_vllm=True`` is refused with an error. TRL's vLLM path generates single replies from
+prompt strings, while an episode needs the environment between turns and the KV cache kept across
+them; the rollout samples with the trainer's model instead (correct, slower on large models).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from interplay.rollout import EnvSpec, Trajectory, rollout
+from interplay.seeds import EVAL_SEED_START, train_seeds
+from interplay.training.config import GRPOTrainingConfig
+from interplay.training.exploration import ExplorationConfig, GroupInfo, apply_shapers, build_shapers
+from interplay.training.imitation import HeldOutSuccessCallback
+
+#: The GRPO hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``grpo_defaults``.
+GRPO_DEFAULTS: dict[str, Any] = {
+    "beta": 0.0,
+    "loss_type": "dapo",
+    "learning_rate": 3e-4,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0,
+    "temperature": 1.0,
+    "num_generations": 8,
+    "per_device_train_batch_size": 64,
+    "gradient_accumulation_steps": 1,
+    "num_iterations": 1,
+    "max_steps": 20,
+    "logging_steps": 1,
+    "save_strategy": "steps",
+    "save_steps": 10,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "gradient_checkpointing": False,  # TRL defaults to True: ~3x slower steps, memory a small model does not need
+}
+
+_PROMPT = re.compile(r"^(?P<env>\S+) seed=(?P<seed>-?\d+)$")
+
+
+def grpo_defaults(**overrides: Any) -> dict[str, Any]:
+    """``GRPO_DEFAULTS`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU)."""
+    import torch
+
+    return {**GRPO_DEFAULTS, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
+
+
+def task_prompt(env_id: str, seed: int) -> str:
+    """The prompt-dataset row of one task; ``parse_task_prompt`` inverts it."""
+    return f"{env_id} seed={int(seed)}"
+
+
+def parse_task_prompt(prompt: Any) -> tuple[str, int]:
+    match = _PROMPT.match(prompt) if isinstance(prompt, str) else None
+    if match is None:
+        raise ValueError(f"GRPO prompts must be task prompts like 'interplay/Maze-v0 seed=12' (task_prompt()), got "
+                         f"{prompt!r:.100}; build the dataset with interplay.training.grpo.prompt_dataset.")
+    return match["env"], int(match["seed"])
+
+
+def prompt_dataset(config: GRPOTrainingConfig, n: int) -> Any:
+    """``n`` task prompts on consecutive training seeds from ``config.seed_start``."""
+    from datasets import Dataset
+
+    if config.seed_start + n > EVAL_SEED_START:
+        raise ValueError(f"seed_start + tasks ({config.seed_start} + {n}) reaches the held-out seeds from "
+                         f"{EVAL_SEED_START}; use fewer tasks or a smaller seed_start.")
+    return Dataset.from_dict({"prompt": [task_prompt(config.env, s) for s in train_seeds(n, config.seed_start)]})
+
+
+def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: float = 1.0) -> dict[str, list]:
+    """What ``rollout_func`` returns to TRL for played episodes (see the module docstring)."""
+    out: dict[str, list] = {key: [] for key in ("prompt_ids", "completion_ids", "logprobs", "env_mask", "reward",
+                                                "success", "outcome", "turns", "invalid_actions", "task")}
+    for t in trajectories:
+        completion, mask, logprobs = list(t.completion_ids), list(t.agent_mask), list(t.logprobs)
+        if not completion or completion[-1] != eos_id:
+            # The last reply hit max_new_tokens: the episode is over all the same, and TRL reads a sequence
+            # without eos as truncated (and may drop it), so close it with an environment-side eos.
+            completion, mask, logprobs = completion + [eos_id], mask + [0], logprobs + [0.0]
+        out["prompt_ids"].append(list(t.prompt_ids))
+        out["completion_ids"].append(completion)
+        out["logprobs"].append(logprobs)
+        out["env_mask"].append(mask)
+        out["reward"].append(float(sum(r * discount**turn for turn, r in enumerate(t.rewards))))
+        out["success"].append(bool(t.success))
+        out["outcome"].append(t.outcome)
+        out["turns"].append(t.turns)
+        out["invalid_actions"].append(t.invalid_actions)
+        out["task"].append(task_prompt(t.env_id, t.seed))
+    return out
+
+
+def make_rollout_func(config: GRPOTrainingConfig) -> Any:
+    """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: one episode per prompt, seed from the prompt."""
+    from interplay.agents.hf import HFAgent
+
+    def rollout_func(prompts: list[Any], trainer: GRPOTrainer) -> dict[str, list]:
+        specs = []
+        for prompt in prompts:
+            env_id, seed = parse_task_prompt(prompt)
+            if env_id != config.env:
+                raise ValueError(f"prompt names {env_id!r} but this run trains on {config.env!r}.")
+            specs.append(EnvSpec(env_id, dict(config.env_kwargs), seed))
+        args = trainer.args
+        agent = HFAgent(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class,
+                        temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
+                        max_new_tokens=config.max_new_tokens)
+        played = rollout(specs, agent, max_turns=config.max_turns)
+        return episode_fields(played, trainer.processing_class.eos_token_id, config.discount)
+
+    return rollout_func
+
+
+class EpisodeReward:
+    """The reward function TRL calls: episode rewards grouped by task, shaped by the exploration
+    shapers (if any), and logged. The single place to change what GRPO optimizes."""
+
+    __name__ = "episode_reward"  # TRL names reward columns after it
+
+    def __init__(self, exploration: ExplorationConfig | None = None) -> None:
+        self.shapers = build_shapers(exploration) if exploration is not None else []
+
+    def __call__(self, prompts: list[Any], completions: list[Any], reward: list[float], success: list[bool],
+                 outcome: list[str], turns: list[int], invalid_actions: list[int], task: list[str],
+                 trainer_state: Any = None, log_metric: Any = None, **kwargs: Any) -> list[float]:
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(task):
+            groups.setdefault(key, []).append(i)
+        step = trainer_state.global_step if trainer_state is not None else 0
+        shaped = np.asarray(reward, dtype=np.float64)
+        for key, rows in groups.items():
+            if self.shapers:
+                info = GroupInfo(task_key=key, outcomes=[outcome[i] for i in rows],
+                                 successes=[success[i] for i in rows], step=step)
+                shaped[rows] = apply_shapers(shaped[rows], info, self.shapers)
+        if log_metric is not None:
+            for name, value in self.metrics(shaped, success, outcome, turns, invalid_actions, groups).items():
+                log_metric(name, value)
+        return shaped.tolist()
+
+    @staticmethod
+    def metrics(rewards: np.ndarray, success: list[bool], outcome: list[str], turns: list[int],
+                invalid_actions: list[int], groups: dict[str, list[int]]) -> dict[str, float]:
+        return {
+            "episode/success_rate": float(np.mean(success)),
+            "episode/mean_turns": float(np.mean(turns)),
+            "episode/invalid_rate": sum(invalid_actions) / max(sum(turns), 1),
+            # Groups where every episode got the same reward give GRPO no signal at all.
+            "episode/frac_groups_equal_reward": float(np.mean([np.ptp(rewards[rows]) == 0 for rows in groups.values()])),
+            "episode/distinct_outcomes_per_group": float(np.mean([len({outcome[i] for i in rows})
+                                                                   for rows in groups.values()])),
+        }
+
+
+@dataclass
+class GRPOResult:
+    output_dir: str
+    heldout: list[dict[str, Any]]  # held-out scores: {"step", "heldout/success_rate", ...}
+    log_history: list[dict[str, Any]]
+    seconds: float
+
+
+def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig,
+                       callbacks: Sequence[TrainerCallback] = ()) -> tuple[GRPOTrainer, HeldOutSuccessCallback]:
+    """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with)."""
+    import os
+
+    from interplay import models
+
+    if args.use_vllm:
+        raise ValueError("use_vllm=True is not supported by interplay's multi-turn GRPO: episodes are played by "
+                         "the trainer's own model (an HFAgent with KV caches kept across turns), which TRL's vLLM "
+                         "generation cannot do between environment turns. Set use_vllm=False.")
+    if args.per_device_train_batch_size % args.num_generations and args.world_size > 1:
+        raise ValueError(f"per_device_train_batch_size ({args.per_device_train_batch_size}) must be a multiple of "
+                         f"num_generations ({args.num_generations}) with several processes, so groups are not split.")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented multi-turn hook
+    model, tokenizer = models.load(config.model)
+    groups_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    groups_per_step = max(1, groups_per_step // args.num_generations)
+    tasks = config.tasks or max(1, args.max_steps) * groups_per_step
+    heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
+                                     config.max_turns, config.max_new_tokens)
+    trainer = GRPOTrainer(model=model, reward_funcs=EpisodeReward(config.exploration), args=args,
+                          train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
+                          rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks])
+    heldout.trainer = trainer
+    return trainer, heldout
+
+
+def train_grpo(config: GRPOTrainingConfig, args: GRPOConfig, resume: str | bool | None = None,
+               callbacks: Sequence[TrainerCallback] = ()) -> GRPOResult:
+    """Train with multi-turn GRPO; save model + tokenizer to ``args.output_dir`` (``interplay.models.load``)."""
+    started = time.perf_counter()
+    trainer, heldout = build_grpo_trainer(config, args, callbacks)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(args.output_dir)
+    return GRPOResult(args.output_dir, heldout.results, list(trainer.state.log_history), time.perf_counter() - started)

@@ -1,0 +1,256 @@
+"""Imitation: supervised fine-tuning on expert play with TRL's ``SFTTrainer`` (offline or DAgger).
+
+Offline (behaviour cloning): play ``episodes`` expert episodes on fresh training seeds
+(``interplay.seeds``) with ``ExpertAgent`` and feed their exact token ids to ``SFTTrainer`` as a
+pre-tokenized dataset: ``input_ids`` = prompt + completion, ``labels`` = the ids on the expert's reply
+tokens and their end token, -100 elsewhere (so the loss is on agent tokens only), length-bucketed batches
+(``train_sampling_strategy="group_by_length"``: 10x faster than random batches, shared/NOTES.md).
+
+DAgger (Ross, Gordon & Bagnell 2011, "A Reduction of Imitation Learning ... to No-Regret Online
+Learning"): after the offline phase, each round plays the current learner on fresh training seeds,
+labels every state it visited with the environment's ``expert_action()`` there, aggregates
+(state, expert reply) rows with all data so far and trains ``dagger_steps`` more steps. A row is
+the learner's own token history up to that turn (no loss) followed by the expert's reply (loss).
+
+Usage::
+
+    result = train_imitation(ImitationConfig(env="interplay/Maze-v0", model="tiny"),
+                             SFTConfig(output_dir="runs/sft", **SFT_DEFAULTS))
+    model, tokenizer = interplay.models.load("runs/sft")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from interplay.agents.base import Agent, ExpertAgent, Reply, Session
+from interplay.agents.chat import ChatEncoder, Message
+from interplay.rollout import EnvSpec, Trajectory, rollout
+from interplay.seeds import train_seeds
+from interplay.training.config import ImitationConfig
+
+#: The SFT hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``sft_defaults``.
+SFT_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 2e-3,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.98,
+    "weight_decay": 0.01,
+    "warmup_steps": 30,
+    "lr_scheduler_type": "constant_with_warmup",
+    "per_device_train_batch_size": 64,
+    "max_grad_norm": 1.0,
+    "max_steps": 150,  # measured: 52% greedy held-out on the 4x4 maze in 263 s (2 cores)
+    "train_sampling_strategy": "group_by_length",
+    "logging_steps": 10,
+    "save_strategy": "steps",
+    "save_steps": 50,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "max_length": None,
+    "dataset_num_proc": None,
+    "gradient_checkpointing": False,  # TRL defaults to True: ~3x slower steps, memory a small model does not need
+}
+
+
+def sft_defaults(**overrides: Any) -> dict[str, Any]:
+    """``SFT_DEFAULTS`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU)."""
+    import torch
+
+    return {**SFT_DEFAULTS, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
+
+
+def _row(input_ids: list[int], agent_mask: list[int]) -> dict[str, list[int]]:
+    # Labels -100 off the agent's tokens: what SFTTrainer builds from `assistant_masks`, done here so the
+    # dataset is ready as is and DAgger rounds can swap it into a live trainer.
+    return {"input_ids": input_ids, "labels": [i if bit else -100 for i, bit in zip(input_ids, agent_mask)]}
+
+
+def sequence_rows(trajectories: Sequence[Trajectory]) -> list[dict[str, list[int]]]:
+    """Pre-tokenized SFT rows: the episode's exact ids, loss on the agent's tokens (+ their end token) only."""
+    rows = []
+    for t in trajectories:
+        if not t.completion_ids:
+            raise ValueError(f"trajectory of {t.env_id} (seed {t.seed}) has no token ids: roll out with tokenizer=.")
+        rows.append(_row(t.prompt_ids + t.completion_ids, [0] * len(t.prompt_ids) + list(t.agent_mask)))
+    return rows
+
+
+def expert_dataset(config: ImitationConfig, tokenizer: Any, seed_start: int | None = None,
+                   progress: bool = False) -> list[Trajectory]:
+    """``config.episodes`` expert episodes on consecutive training seeds, with ``tokenizer``'s ids."""
+    start = config.seed_start if seed_start is None else seed_start
+    spec = EnvSpec(config.env, dict(config.env_kwargs))
+    trajectories = rollout(spec, ExpertAgent(), seeds=train_seeds(config.episodes, start),
+                           max_turns=config.max_turns, tokenizer=tokenizer, progress=progress)
+    if not any(t.success for t in trajectories):
+        raise ValueError(f"the expert of {config.env} never succeeded in {len(trajectories)} episodes: "
+                         "check env_kwargs / max_turns.")
+    return trajectories
+
+
+class _LabelingSession(Session):
+    """The learner acts; the expert's reply at every visited state is recorded per row."""
+
+    def __init__(self, inner: Session, labels: dict[int, list[str | None]]) -> None:
+        super().__init__(len(inner.live))
+        self.inner, self.labels = inner, labels
+
+    def act(self, new_messages: dict[int, list[Message]],
+            expert_actions: dict[int, str | None] | None = None) -> dict[int, Reply]:
+        for row in new_messages:
+            self.labels.setdefault(row, []).append((expert_actions or {}).get(row))
+        return self.inner.act(new_messages)
+
+    def drop(self, rows: Any) -> None:
+        rows = list(rows)
+        super().drop(rows)
+        self.inner.drop(rows)
+
+
+class ExpertLabeler(Agent):
+    """Wraps a model agent for DAgger: it plays, and ``labels[row][turn]`` is the expert's reply there."""
+
+    wants_expert_actions = True
+
+    def __init__(self, learner: Any) -> None:
+        self.learner, self.name = learner, learner.name
+        self.tokenizer, self.encoder = learner.tokenizer, learner.encoder  # rollout records the learner's ids
+        self.labels: dict[int, list[str | None]] = {}
+
+    def act(self, histories: list[list[Message]], expert_actions: list[str | None] | None = None) -> list[Reply]:
+        raise NotImplementedError("ExpertLabeler is driven through start() by interplay.rollout")
+
+    def start(self, n: int) -> Session:
+        self.labels = {}
+        return _LabelingSession(self.learner.start(n), self.labels)
+
+    def sampling_params(self) -> dict[str, Any]:
+        return self.learner.sampling_params()
+
+
+def dagger_rows(trajectories: Sequence[Trajectory], labels: dict[int, list[str | None]],
+                tokenizer: Any) -> list[dict[str, list[int]]]:
+    """One row per visited state: the learner's ids up to that turn (no loss) + the expert's reply."""
+    encoder = ChatEncoder(tokenizer)
+    rows = []
+    for index, t in enumerate(trajectories):
+        # Start of each agent reply inside completion_ids: where agent_mask turns 0 -> 1.
+        starts = [i for i, bit in enumerate(t.agent_mask) if bit and (i == 0 or not t.agent_mask[i - 1])]
+        replies = [i for i, m in enumerate(t.messages) if m["role"] == "assistant"]
+        for start, message_index, label in zip(starts, replies, labels.get(index, [])):
+            if label is None:
+                continue
+            reply = encoder.encode(encoder.assistant_text(t.messages[:message_index], label))
+            prefix = t.prompt_ids + t.completion_ids[:start]
+            rows.append(_row(prefix + reply, [0] * len(prefix) + [1] * len(reply)))
+    return rows
+
+
+class HeldOutSuccessCallback(TrainerCallback):
+    """Scores greedy success on held-out tasks (EVAL seeds) every ``every`` steps and at the end of
+    training, and logs ``heldout/success_rate``, ``heldout/mean_turns``, ``heldout/invalid_rate`` through
+    the trainer (its log history, progress bar and ``report_to`` integrations)."""
+
+    def __init__(self, env: str, env_kwargs: dict[str, Any], tokenizer: Any, n: int = 100, every: int = 0,
+                 max_turns: int | None = None, max_new_tokens: int = 16) -> None:
+        self.env, self.env_kwargs, self.tokenizer = env, env_kwargs, tokenizer
+        self.n, self.every, self.max_turns, self.max_new_tokens = n, every, max_turns, max_new_tokens
+        self.trainer: Any = None  # set by the caller: logging goes through trainer.log
+        self.results: list[dict[str, Any]] = []
+        self._scored_step = -1
+
+    def score(self, model: Any, step: int) -> dict[str, Any]:
+        from interplay.agents.hf import HFAgent
+        from interplay.evaluation import evaluate
+
+        agent = HFAgent(model, self.tokenizer, temperature=0.0, max_new_tokens=self.max_new_tokens)
+        result = evaluate(self.env, agent, self.n, env_kwargs=self.env_kwargs, max_turns=self.max_turns,
+                          progress=False)
+        metrics = {f"heldout/{k}": result[k] for k in ("success_rate", "mean_turns", "invalid_rate")}
+        self.results.append({"step": step, **metrics})
+        self._scored_step = step
+        if self.trainer is not None:
+            self.trainer.log(dict(metrics))
+        return metrics
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.every and state.global_step % self.every == 0:
+            self.score(model, state.global_step)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._scored_step = -1  # each DAgger round restarts the step count
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if state.global_step != self._scored_step:
+            self.score(model, state.global_step)
+
+
+@dataclass
+class ImitationResult:
+    output_dir: str
+    heldout: list[dict[str, Any]]  # held-out scores: {"step", "round", "heldout/success_rate", ...}
+    log_history: list[dict[str, Any]]  # the trainer's log entries, every phase
+    dataset_rows: int
+    seconds: float
+
+
+def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool | None = None,
+                    callbacks: Sequence[TrainerCallback] = (), progress: bool = True) -> ImitationResult:
+    """Collect expert data, train with ``SFTTrainer`` (then DAgger rounds when ``mode="dagger"``), save
+    model + tokenizer to ``args.output_dir`` (loadable with ``interplay.models.load``)."""
+    from datasets import Dataset
+
+    from interplay import models
+
+    started = time.perf_counter()
+    model, tokenizer = models.load(config.model)
+    rows = sequence_rows(expert_dataset(config, tokenizer, progress=progress))
+    heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes,
+                                     config.eval_every, config.max_turns, config.max_new_tokens)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         callbacks=[heldout, *callbacks])
+    heldout.trainer = trainer
+    trainer.train(resume_from_checkpoint=resume)
+    history = list(trainer.state.log_history)
+    if config.mode == "dagger":
+        history += _dagger(config, trainer, rows, heldout, progress)
+    trainer.save_model(args.output_dir)
+    return ImitationResult(args.output_dir, heldout.results, history, trainer.train_dataset.num_rows,
+                           time.perf_counter() - started)
+
+
+def _dagger(config: ImitationConfig, trainer: SFTTrainer, rows: list[dict[str, list[int]]],
+            heldout: HeldOutSuccessCallback, progress: bool) -> list[dict[str, Any]]:
+    """DAgger rounds on a trained ``trainer``: the optimizer and its state carry over between rounds."""
+    from datasets import Dataset
+
+    from interplay.agents.hf import HFAgent
+
+    history = []
+    # Each round is a fresh `train()` (new scheduler): no second warmup on an already trained model.
+    trainer.args.max_steps, trainer.args.warmup_steps = config.dagger_steps, 0
+    spec = EnvSpec(config.env, dict(config.env_kwargs))
+    next_seed = config.seed_start + config.episodes
+    for round_ in range(1, config.dagger_rounds + 1):
+        learner = HFAgent(trainer.model, trainer.processing_class, temperature=config.dagger_temperature,
+                          max_new_tokens=config.max_new_tokens)
+        labeler = ExpertLabeler(learner)
+        played = rollout(spec, labeler, seeds=train_seeds(config.dagger_episodes, next_seed),
+                         max_turns=config.max_turns, progress=progress)
+        next_seed += config.dagger_episodes
+        rows = rows + dagger_rows(played, labeler.labels, trainer.processing_class)
+        trainer.train_dataset = Dataset.from_list(rows)
+        first = len(heldout.results)
+        trainer.train()
+        for result in heldout.results[first:]:
+            result["round"] = round_
+        success = sum(t.success for t in played) / len(played)
+        history += [{**entry, "dagger_round": round_} for entry in trainer.state.log_history]
+        history.append({"dagger_round": round_, "dagger/learner_success_rate": success, "dagger/rows": len(rows)})
+    return history

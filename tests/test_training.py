@@ -1,0 +1,161 @@
+"""Imitation (SFTTrainer) and multi-turn GRPO (GRPOTrainer + rollout_func) on the tiny model, CPU only."""
+
+from __future__ import annotations
+
+import pytest
+from trl import GRPOConfig, SFTConfig
+
+from interplay import models
+from interplay.agents import HFAgent
+from interplay.cli import main
+from interplay.evaluation import evaluate
+from interplay.rollout import EnvSpec, rollout
+from interplay.training.grpo import (
+    EpisodeReward,
+    GRPOTrainingConfig,
+    build_grpo_trainer,
+    grpo_defaults,
+    make_rollout_func,
+    parse_task_prompt,
+    task_prompt,
+    train_grpo,
+)
+from interplay.training.imitation import (
+    ExpertLabeler,
+    ImitationConfig,
+    dagger_rows,
+    expert_dataset,
+    sequence_rows,
+    sft_defaults,
+    train_imitation,
+)
+
+MAZE = "interplay/Maze-v0"
+FAST_SFT = {"max_steps": 2, "per_device_train_batch_size": 8, "warmup_steps": 0, "logging_steps": 1,
+            "save_strategy": "no", "disable_tqdm": True}
+# Few and short episodes: an untrained model babbles max_new_tokens per reply until the turn cap.
+FAST_GRPO = {"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "logging_steps": 1,
+             "save_strategy": "no", "disable_tqdm": True}
+
+
+def test_sft_trains_on_agent_tokens_and_saves_a_loadable_model(tmp_path):
+    config = ImitationConfig(episodes=16, eval_episodes=4, max_new_tokens=4)
+    tokenizer = models.load_tokenizer("tiny")
+    [row] = sequence_rows(expert_dataset(ImitationConfig(episodes=1), tokenizer))
+    trained = [tokenizer.decode([i]) for i in row["labels"] if i != -100]
+    assert trained and trained[1::2] == ["<|end|>"] * (len(trained) // 2)  # reply char, its end token
+    assert all(c in "udlr" for c in trained[::2])
+
+    result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(**FAST_SFT)), progress=False)
+    assert [e["step"] for e in result.log_history if "loss" in e] == [1, 2]
+    assert result.heldout[-1]["step"] == 2 and 0 <= result.heldout[-1]["heldout/success_rate"] <= 1
+    assert any("heldout/success_rate" in e for e in result.log_history)
+    model, _ = models.load(tmp_path)
+    assert model.num_parameters() > 0
+
+
+def test_dagger_labels_the_learners_states_with_the_expert(tmp_path):
+    model, tokenizer = models.load("tiny")
+    labeler = ExpertLabeler(HFAgent(model, tokenizer, max_new_tokens=2, seed=0))
+    played = rollout(EnvSpec(MAZE), labeler, seeds=[0, 1], max_turns=3)
+    rows = dagger_rows(played, labeler.labels, tokenizer)
+    assert len(rows) == sum(t.turns for t in played)
+    for t, row in zip(played, rows[: played[0].turns]):
+        # The first row: the learner's prompt, then the expert's first move of that maze.
+        assert row["input_ids"][: len(t.prompt_ids)] == t.prompt_ids
+        label = tokenizer.decode([i for i in row["labels"] if i != -100])
+        assert label == labeler.labels[0][0] + "<|end|>"
+        break
+    config = ImitationConfig(episodes=8, mode="dagger", dagger_rounds=1, dagger_episodes=4, dagger_steps=1,
+                             eval_episodes=2, max_new_tokens=2, max_turns=3)
+    result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(**FAST_SFT)), progress=False)
+    assert [r.get("round") for r in result.heldout] == [None, 1]
+    assert any("dagger/learner_success_rate" in e for e in result.log_history)
+
+
+def test_rollout_func_env_mask_covers_exactly_the_environment_tokens(tmp_path):
+    config = GRPOTrainingConfig(model="tiny", max_turns=3, max_new_tokens=3, eval_episodes=2)
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
+    prompts = [task_prompt(MAZE, 5)] * 2 + [task_prompt(MAZE, 6)] * 2
+    out = make_rollout_func(config)(prompts, trainer)
+    tokenizer = trainer.processing_class
+    for i in range(4):
+        ids, mask, logprobs = out["completion_ids"][i], out["env_mask"][i], out["logprobs"][i]
+        assert len(ids) == len(mask) == len(logprobs) and ids[-1] == tokenizer.eos_token_id
+        assert all(lp == 0.0 for lp, bit in zip(logprobs, mask) if not bit)
+        assert all(lp < 0.0 for lp, bit in zip(logprobs, mask) if bit)
+        env_text = tokenizer.decode([t for t, bit in zip(ids, mask) if not bit])
+        # Environment tokens are the turn delimiters and observations, once per turn after the first.
+        assert env_text.count("<|user|>") == out["turns"][i] - 1 or ids[-1] != out["completion_ids"][i][-2]
+        assert "at " in env_text or out["turns"][i] == 1
+        agent_text = tokenizer.decode([t for t, bit in zip(ids, mask) if bit])
+        assert "<|user|>" not in agent_text
+    # A group shares its maze: same prompt ids, task key from the prompt.
+    assert out["prompt_ids"][0] == out["prompt_ids"][1] != out["prompt_ids"][2]
+    assert out["task"] == prompts and parse_task_prompt(prompts[0]) == (MAZE, 5)
+
+
+def test_grpo_maze_steps_log_episode_metrics_and_resume(tmp_path):
+    config = GRPOTrainingConfig(model="tiny", max_turns=3, max_new_tokens=3, eval_episodes=2)
+    args = GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**{**FAST_GRPO, "save_strategy": "steps",
+                                                                     "save_steps": 1}))
+    result = train_grpo(config, args)
+    logged = [e for e in result.log_history if "loss" in e]
+    assert [e["step"] for e in logged] == [1, 2]
+    for key in ("episode/success_rate", "episode/mean_turns", "episode/invalid_rate",
+                "episode/frac_groups_equal_reward", "episode/distinct_outcomes_per_group"):
+        assert key in logged[0]
+    assert 1 <= logged[0]["episode/distinct_outcomes_per_group"] <= 4
+    models.load(tmp_path)
+
+    resumed = train_grpo(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**{**FAST_GRPO, "max_steps": 3})),
+                         resume=str(tmp_path / "checkpoint-2"))
+    assert [e["step"] for e in resumed.log_history if "loss" in e][-1] == 3
+
+
+def test_grpo_math_feedback_completes(tmp_path):
+    config = GRPOTrainingConfig(env="interplay/MathFeedback-v0", model="tiny", max_new_tokens=4, eval_episodes=2)
+    result = train_grpo(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**{**FAST_GRPO, "max_steps": 1})))
+    [entry] = [e for e in result.log_history if "loss" in e]
+    assert entry["episode/mean_turns"] >= 1 and "heldout/success_rate" in result.heldout[-1]
+
+
+def test_episode_reward_groups_by_task_and_applies_shapers():
+    from interplay.training.exploration import ExplorationConfig
+
+    logged = {}
+    kwargs = dict(prompts=["a"] * 4, completions=[""] * 4, success=[True, False, False, False],
+                  outcome=["g", "x", "x", "y"], turns=[2, 3, 3, 3], invalid_actions=[0, 1, 0, 0],
+                  task=["m seed=1", "m seed=1", "m seed=2", "m seed=2"], log_metric=logged.__setitem__)
+    assert EpisodeReward()(reward=[1.0, 0.0, 0.0, 0.0], **kwargs) == [1.0, 0.0, 0.0, 0.0]
+    assert logged["episode/frac_groups_equal_reward"] == 0.5 and logged["episode/distinct_outcomes_per_group"] == 2
+    assert logged["episode/invalid_rate"] == pytest.approx(1 / 11)
+    shaped = EpisodeReward(ExplorationConfig(methods=["batch_diversity"]))(reward=[1.0, 0.0, 0.0, 0.0], **kwargs)
+    assert shaped == pytest.approx([1.0, 0.0, 0.0, 0.0])  # every outcome unique in its group: no penalty
+    with pytest.raises(ValueError, match="use_vllm"):
+        build_grpo_trainer(GRPOTrainingConfig(), GRPOConfig(output_dir="unused", use_vllm=True, **grpo_defaults()))
+
+
+def test_cli_train_passes_trl_flags_and_rejects_unknown_ones(tmp_path, capsys):
+    config = tmp_path / "sft.yaml"
+    config.write_text("episodes: 16\neval_episodes: 2\nmax_new_tokens: 2\nper_device_train_batch_size: 8\n")
+    code = main(["train", "sft", "--config", str(config), "--output-dir", str(tmp_path / "out"), "--max-steps", "1",
+                 "--warmup-steps", "0", "--save-strategy", "no", "--disable-tqdm", "true", "--report-to", "none"])
+    assert code == 0 and "held-out success rate" in capsys.readouterr().out
+    assert (tmp_path / "out" / "config.json").exists()
+    with pytest.raises(SystemExit, match="unknown options"):
+        main(["train", "grpo", "--output-dir", str(tmp_path / "g"), "--no-such-flag", "1"])
+    with pytest.raises(SystemExit, match="unknown fields"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("learning_rat: 1\n")
+        main(["train", "sft", "--config", str(bad), "--output-dir", str(tmp_path / "o")])
+
+
+@pytest.mark.slow
+def test_sft_raises_heldout_success_well_above_untrained(tmp_path):
+    # Measured: 16% at step 100 and 52% at step 150 (263 s); the loss drops suddenly after ~60 steps.
+    config = ImitationConfig(eval_episodes=100)
+    untrained = evaluate(MAZE, HFAgent("tiny", temperature=0.0, max_new_tokens=16), 100, progress=False)
+    result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(save_strategy="no")),
+                             progress=False)
+    assert result.heldout[-1]["heldout/success_rate"] >= untrained["success_rate"] + 0.3
