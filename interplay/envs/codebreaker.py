@@ -47,7 +47,8 @@ class CodeBreakerEnv(FeedbackEnv):
     training: "by_seed" (default) draws "eval" codes for the held-out seeds
     (``interplay.seeds.EVAL_SEED_START`` and up) and "train" codes for the others; "train",
     "eval" or "all" fix the part whatever the seed. ``teacher`` ("rule": the digit hints;
-    "none": only "incorrect"; or a model teacher), ``discount``.
+    "none": only "incorrect"; "self": asked to critique
+    its own guess before retrying; or a model teacher), ``discount``.
     """
 
     system_prompt = "Find the secret code. Reply with a guess of the code's digits."

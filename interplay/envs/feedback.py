@@ -69,6 +69,19 @@ class NoTeacher:
         return "Incorrect, try again."
 
 
+class SelfCritique:
+    """No teacher: after a wrong attempt the student is asked to critique its own answer, then retry.
+
+    The student's next reply holds its critique and a new answer; the answer is read from it as
+    usual (the last one). The self-correction baseline with an explicit reflection step.
+    """
+
+    prompt = "Incorrect. Say what was wrong with your answer, then try again."
+
+    def feedback(self, task: Task, attempt_text: str, extracted_answer: str, attempt_index: int) -> str:
+        return self.prompt
+
+
 class RuleTeacher:
     """Deterministic feedback from ``hint(task, extracted_answer)``, supplied by the task family."""
 
@@ -128,17 +141,20 @@ class ModelTeacher:
 
 
 def make_teacher(teacher: str | Teacher | Callable[[str], str], hint: Callable[[Task, str], str]) -> Teacher:
-    """``"rule"`` -> RuleTeacher(hint), ``"none"`` -> NoTeacher, a Teacher as is, a callable -> ModelTeacher."""
+    """``"rule"`` -> RuleTeacher(hint), ``"none"`` -> NoTeacher, ``"self"`` -> SelfCritique, a Teacher as is,
+    a callable -> ModelTeacher."""
     if teacher == "rule":
         return RuleTeacher(hint)
     if teacher == "none":
         return NoTeacher()
+    if teacher == "self":
+        return SelfCritique()
     if isinstance(teacher, Teacher):
         return teacher
     if callable(teacher):
         return ModelTeacher(teacher)
     raise ValueError(
-        f"teacher must be 'rule', 'none', a Teacher (an object with .feedback(task, attempt_text, "
+        f"teacher must be 'rule', 'none', 'self', a Teacher (an object with .feedback(task, attempt_text, "
         f"extracted_answer, attempt_index)) or a callable prompt -> feedback text; got {teacher!r:.80}."
     )
 
@@ -275,11 +291,13 @@ class FeedbackEnv(TextEnv):
     Termination: on a correct answer or when the attempts are used up (an unreadable reply costs
     an attempt too). Never truncated.
     Info: reset has the task's ``metadata``; every step ``attempt``, ``correct``,
-    ``extracted_answer`` and ``teacher_leak`` (the teacher's text revealed the answer and was
-    replaced).
+    ``extracted_answer``, ``teacher_leak`` (the teacher's text revealed the answer and was
+    replaced) and ``teacher_feedback``: the critique text the observation starts with when an
+    informative teacher (rule or model) gave one, else "" (the target of GRPO's critique loss).
 
-    Kwargs: ``max_attempts`` (K, default 3), ``teacher`` ("rule", "none", a Teacher, or a
-    callable prompt -> feedback that becomes a ModelTeacher), ``discount`` (0 < d <= 1, default
+    Kwargs: ``max_attempts`` (K, default 3), ``teacher`` ("rule", "none": only "incorrect", "self":
+    the student is asked to critique its own answer before retrying, a Teacher, or a callable
+    prompt -> feedback that becomes a ModelTeacher), ``discount`` (0 < d <= 1, default
     1.0), ``expert_shows_solution`` (expert replies include the solution; default False: short
     replies are easier for a tiny model to imitate).
     """
@@ -353,6 +371,7 @@ class FeedbackEnv(TextEnv):
             "correct": correct,
             "extracted_answer": answer,
             "teacher_leak": False,
+            "teacher_feedback": "",
             "invalid_action": answer is None,
         }
         if correct:
@@ -361,6 +380,8 @@ class FeedbackEnv(TextEnv):
             observation, reward = f"I could not find an answer in your reply. {self.format_help}", 0.0
         elif left > 0:
             observation, info["teacher_leak"] = self._feedback(action, answer, attempt)
+            if not isinstance(self.teacher, (NoTeacher, SelfCritique)):
+                info["teacher_feedback"] = observation
             reward = 0.0
         else:
             observation, reward = "Incorrect.", 0.0

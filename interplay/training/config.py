@@ -78,7 +78,11 @@ class GRPOTrainingConfig:
         max_turns: a turn cap on top of the environment's own (None: the environment's).
         max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
         discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
-        exploration: reward shapers applied per group (``interplay.training.exploration``).
+        exploration: reward shapers applied per group (``interplay.training.exploration``): an
+            ``ExplorationConfig``, a dict of its fields (YAML/JSON), or the short form of
+            ``ExplorationConfig.from_spec``, e.g. ``"outcome_count:0.1,pkpo:k=4"``.
+        critique_weight: weight of the auxiliary critique-prediction loss: NLL of the teacher's
+            feedback tokens in feedback environments (``interplay.training.grpo``); 0 disables it.
         eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every`` steps
             and at the end (0 disables the periodic ones).
     """
@@ -94,6 +98,7 @@ class GRPOTrainingConfig:
     exploration: ExplorationConfig | None = None
     eval_episodes: int = 100
     eval_every: int = 0
+    critique_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount <= 1.0:
@@ -107,3 +112,7 @@ class GRPOTrainingConfig:
             raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
         if isinstance(self.exploration, dict):  # from YAML / JSON
             self.exploration = ExplorationConfig(**self.exploration)
+        elif isinstance(self.exploration, str):  # the command line's short form
+            self.exploration = ExplorationConfig.from_spec(self.exploration)
+        if not self.critique_weight >= 0.0:
+            raise ValueError(f"critique_weight must be >= 0 (0 disables the critique loss), got {self.critique_weight!r}.")

@@ -281,6 +281,33 @@ class ExplorationConfig:
     weights: dict[str, float] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @classmethod
+    def from_spec(cls, spec: str) -> ExplorationConfig:
+        """The short form used on the command line: comma-separated ``name[:weight][:key=value...]``,
+        e.g. ``"outcome_count:0.1,pkpo:k=4:k_end=1:anneal_steps=100"``; values are read as JSON
+        (numbers, true/false), else kept as strings."""
+        import json
+
+        config = cls()
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            name, *options = item.split(":")
+            config.methods.append(name)
+            for option in options:
+                key, eq, value = option.partition("=")
+                try:
+                    parsed = json.loads(value if eq else key)
+                except json.JSONDecodeError:
+                    parsed = value
+                if not eq and isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+                    config.weights[name] = float(parsed)
+                elif eq and key:
+                    config.params.setdefault(name, {})[key] = parsed
+                else:
+                    raise ValueError(f"exploration spec {item!r}: {option!r} is neither a weight (a number) nor "
+                                     "key=value; write e.g. 'outcome_count:0.1,pkpo:k=4'")
+        build_shapers(config)  # fail now, with the names accepted, rather than when training starts
+        return config
+
 
 def build_shapers(config: ExplorationConfig) -> list[Shaper]:
     """Instantiate the shapers a config names, in its order, with clear errors for typos."""

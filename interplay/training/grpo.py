@@ -15,7 +15,16 @@ interplay adds the episodes:
 - ``EpisodeReward`` is the one place where episode rewards become the rewards TRL sees: grouped by
   task, shaped by ``interplay.training.exploration`` when ``GRPOTrainingConfig.exploration`` is set,
   and logged (success rate, mean turns, invalid-action rate, fraction of groups whose rewards are all
-  equal, distinct outcomes per group) into the trainer's metrics.
+  equal, distinct outcomes per group, and ``explore/<name>``: each shaper's mean change of the
+  reward) into the trainer's metrics. With a ``repexp`` shaper the rollout also returns ``hidden``:
+  per episode the mean last-layer hidden state over its agent tokens (one extra no-grad forward).
+- Critique prediction (``GRPOTrainingConfig.critique_weight > 0``): the rollout returns
+  ``critique_mask`` (1 on the environment tokens that spell a teacher's feedback, ``info
+  ["teacher_feedback"]`` of feedback environments; the chat-template tokens around it and the
+  "(n attempts left)" note are 0), and ``CritiqueGRPOTrainer`` adds ``critique_weight`` × the mean
+  NLL of those tokens to the GRPO loss, so the student also learns to say what its teacher would
+  say about its attempt (learning from natural-language feedback by predicting the critique, in
+  the spirit of critique fine-tuning). Logged as ``critique/nll``.
 
 Multi-GPU: ``accelerate launch --num_processes 4 -m interplay.cli train grpo --env interplay/Maze-v0
 --model DIR --output-dir OUT``. Each process plays its share of the episodes with its replica of the
@@ -37,13 +46,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.seeds import EVAL_SEED_START, train_seeds
 from interplay.training.config import GRPOTrainingConfig
-from interplay.training.exploration import ExplorationConfig, GroupInfo, apply_shapers, build_shapers
+from interplay.training.exploration import (
+    ExplorationConfig,
+    GroupInfo,
+    RepExpBonus,
+    apply_shapers,
+    build_shapers,
+)
 from interplay.training.imitation import HeldOutSuccessCallback
 
 #: The GRPO hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``grpo_defaults``.
@@ -123,9 +139,79 @@ def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: fl
     return out
 
 
+def critique_mask(trajectory: Trajectory, tokenizer: Any) -> list[int]:
+    """1 on the ``completion_ids`` of ``trajectory`` that spell a teacher's feedback, else 0.
+
+    Environment turn j (the j-th run of ``agent_mask`` 0) ends with the chat-template delta that carries
+    the observation of step j+1; where that step's ``info["teacher_feedback"]`` is not empty, the delta is
+    re-rendered and tokenized with offsets, and its tokens inside the feedback text are marked. Where
+    the re-rendered ids do not end the recorded run (a tokenizer without offsets, or one that
+    tokenizes differently in context) the whole environment turn is marked instead.
+    """
+    from interplay.agents.chat import ChatEncoder
+
+    mask = [0] * len(trajectory.completion_ids)
+    runs, start = [], None
+    for i, bit in enumerate([*trajectory.agent_mask, 1]):
+        if not bit and start is None:
+            start = i
+        elif bit and start is not None:
+            runs.append((start, i))
+            start = None
+    replies = [i for i, m in enumerate(trajectory.messages) if m["role"] == "assistant"]
+    encoder = ChatEncoder(tokenizer)
+    for j, (lo, hi) in enumerate(runs):
+        info = trajectory.infos[j + 1] if j + 1 < len(trajectory.infos) else {}
+        feedback = info.get("teacher_feedback") or ""
+        if not feedback or j >= len(replies):
+            continue
+        history = trajectory.messages[: replies[j] + 1]
+        before = encoder.render(history, add_generation_prompt=False)
+        delta = encoder.render(trajectory.messages[: replies[j] + 2], add_generation_prompt=True)[len(before):]
+        at = delta.find(feedback)
+        encoded = tokenizer(delta, add_special_tokens=False, return_offsets_mapping=True) if at >= 0 else None
+        # The run may start with the ids that closed the agent's reply; the delta ends it.
+        first = hi - len(encoded["input_ids"]) if encoded is not None else hi
+        if encoded is None or first < lo or list(encoded["input_ids"]) != trajectory.completion_ids[first:hi]:
+            mask[lo:hi] = [1] * (hi - lo)
+            continue
+        for k, (a, b) in enumerate(encoded["offset_mapping"]):
+            mask[first + k] = int(a < at + len(feedback) and b > at)
+    return mask
+
+
+@torch.no_grad()
+def episode_hidden(model: Any, prompt_ids: Sequence[list[int]], completion_ids: Sequence[list[int]],
+                   agent_masks: Sequence[list[int]], batch_size: int = 16) -> list[list[float]]:
+    """Per episode, the mean last-layer hidden state over its agent tokens (RepExp's representation).
+
+    One forward of prompt + completion per episode, right-padded in batches of ``batch_size``. The
+    model is left in the mode it is in (TRL reads ``model.training``), so dropout, if any, applies.
+    """
+    device = next(model.parameters()).device
+    vectors: list[list[float]] = []
+    for start in range(0, len(prompt_ids), batch_size):
+        rows = [list(p) + list(c) for p, c in zip(prompt_ids[start:start + batch_size],
+                                                   completion_ids[start:start + batch_size])]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+        attention = torch.zeros_like(ids)
+        agent = torch.zeros(len(rows), width, device=device)
+        for i, (row, p, m) in enumerate(zip(rows, prompt_ids[start:], agent_masks[start:])):
+            ids[i, : len(row)] = torch.tensor(row)
+            attention[i, : len(row)] = 1
+            agent[i, len(p) : len(row)] = torch.tensor(m, dtype=torch.float)
+        hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[-1]
+        mean = (hidden.float() * agent[..., None]).sum(1) / agent.sum(1, keepdim=True).clamp(min=1.0)
+        vectors += mean.cpu().tolist()
+    return vectors
+
+
 def make_rollout_func(config: GRPOTrainingConfig) -> Any:
     """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: one episode per prompt, seed from the prompt."""
     from interplay.agents.hf import HFAgent
+
+    wants_hidden = config.exploration is not None and RepExpBonus.name in config.exploration.methods
 
     def rollout_func(prompts: list[Any], trainer: GRPOTrainer) -> dict[str, list]:
         specs = []
@@ -135,11 +221,18 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
                 raise ValueError(f"prompt names {env_id!r} but this run trains on {config.env!r}.")
             specs.append(EnvSpec(env_id, dict(config.env_kwargs), seed))
         args = trainer.args
-        agent = HFAgent(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class,
-                        temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
+        model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
+        agent = HFAgent(model, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
                         max_new_tokens=config.max_new_tokens)
         played = rollout(specs, agent, max_turns=config.max_turns)
-        return episode_fields(played, trainer.processing_class.eos_token_id, config.discount)
+        out = episode_fields(played, tokenizer.eos_token_id, config.discount)
+        if wants_hidden:
+            out["hidden"] = episode_hidden(model, out["prompt_ids"], out["completion_ids"], out["env_mask"])
+        if config.critique_weight > 0:
+            # Zero-padded for the eos that episode_fields may append.
+            out["critique_mask"] = [critique_mask(t, tokenizer) + [0] * (len(ids) - len(t.completion_ids))
+                                    for t, ids in zip(played, out["completion_ids"])]
+        return out
 
     return rollout_func
 
@@ -155,20 +248,34 @@ class EpisodeReward:
 
     def __call__(self, prompts: list[Any], completions: list[Any], reward: list[float], success: list[bool],
                  outcome: list[str], turns: list[int], invalid_actions: list[int], task: list[str],
-                 trainer_state: Any = None, log_metric: Any = None, **kwargs: Any) -> list[float]:
+                 trainer_state: Any = None, log_metric: Any = None, hidden: list[list[float]] | None = None,
+                 **kwargs: Any) -> list[float]:
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(task):
             groups.setdefault(key, []).append(i)
         step = trainer_state.global_step if trainer_state is not None else 0
-        shaped = np.asarray(reward, dtype=np.float64)
+        raw = np.asarray(reward, dtype=np.float64)
+        shaped = raw.copy()
+        # Per episode, what each shaper changed: every bonus by name, the transforms (PKPO) together.
+        transforms = "+".join(s.name for s in self.shapers if s.kind == "transform")
+        changes = {name: np.zeros(len(raw)) for name in [transforms, *(s.name for s in self.shapers
+                                                                      if s.kind == "bonus")] if name}
         for key, rows in groups.items():
             if self.shapers:
                 info = GroupInfo(task_key=key, outcomes=[outcome[i] for i in rows],
-                                 successes=[success[i] for i in rows], step=step)
-                shaped[rows] = apply_shapers(shaped[rows], info, self.shapers)
+                                 successes=[success[i] for i in rows], step=step,
+                                 hidden=None if hidden is None else [hidden[i] for i in rows])
+                shaped[rows], components = apply_shapers(raw[rows], info, self.shapers, return_components=True)
+                if transforms:
+                    changes[transforms][rows] = components.pop("transformed") - raw[rows]
+                for name, change in components.items():
+                    if name != "transformed":
+                        changes[name][rows] = change
         if log_metric is not None:
             for name, value in self.metrics(shaped, success, outcome, turns, invalid_actions, groups).items():
                 log_metric(name, value)
+            for name, change in changes.items():
+                log_metric(f"explore/{name}", float(change.mean()))
         return shaped.tolist()
 
     @staticmethod
@@ -185,6 +292,58 @@ class EpisodeReward:
         }
 
 
+class CritiqueGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` + ``critique_weight`` × NLL of the teacher's feedback tokens (``critique_mask``).
+
+    The rollout's ``critique_mask`` travels with the batch (padded like ``completion_ids``); the NLL
+    reuses the per-token log-probs of the policy-loss forward (no second forward; TRL scales logits by
+    1/temperature there, so at temperature 1 it is the plain NLL). Like TRL's entropy bonus it is a mean
+    over the marked tokens of a micro-batch, divided by the gradient-accumulation steps. With weight 0
+    (or no feedback tokens) the loss is GRPOTrainer's, unchanged.
+    """
+
+    def __init__(self, *args: Any, critique_weight: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.critique_weight = float(critique_weight)
+        self._critique_masks: list[list[int]] | None = None
+        self._policy_logps: torch.Tensor | None = None
+
+    def _generate(self, prompts: list) -> tuple:
+        result = super()._generate(prompts)
+        self._critique_masks = result[5].pop("critique_mask", None)  # extra_fields: keep it from the reward
+        return result
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self._critique_masks is not None:
+            masks = torch.zeros_like(output["completion_mask"])
+            for i, row in enumerate(self._critique_masks):
+                masks[i, : len(row)] = torch.tensor(row[: masks.size(1)])
+            output["critique_mask"] = masks * output["completion_mask"]
+            self._critique_masks = None
+        return output
+
+    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> tuple:
+        result = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        if torch.is_grad_enabled():  # the policy-loss forward (old/ref log-probs run without grad)
+            self._policy_logps = result[0]
+        return result
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> torch.Tensor:
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        mask = inputs.get("critique_mask")
+        if self.critique_weight == 0.0 or mask is None or self._policy_logps is None:
+            return loss
+        mask = mask.to(self._policy_logps.dtype)
+        nll = -(self._policy_logps * mask).sum() / mask.sum().clamp(min=1.0)
+        self._policy_logps = None
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["critique/nll"].append(self.accelerator.gather(nll.detach()).mean().item())
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        return loss + self.critique_weight * nll / accumulation
+
+
 @dataclass
 class GRPOResult:
     output_dir: str
@@ -193,8 +352,8 @@ class GRPOResult:
     seconds: float
 
 
-def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig,
-                       callbacks: Sequence[TrainerCallback] = ()) -> tuple[GRPOTrainer, HeldOutSuccessCallback]:
+def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: Sequence[TrainerCallback] = ()
+                       ) -> tuple[CritiqueGRPOTrainer, HeldOutSuccessCallback]:
     """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with)."""
     import os
 
@@ -214,9 +373,10 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig,
     tasks = config.tasks or max(1, args.max_steps) * groups_per_step
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
                                      config.max_turns, config.max_new_tokens)
-    trainer = GRPOTrainer(model=model, reward_funcs=EpisodeReward(config.exploration), args=args,
-                          train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
-                          rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks])
+    trainer = CritiqueGRPOTrainer(model=model, reward_funcs=EpisodeReward(config.exploration), args=args,
+                                  train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
+                                  rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks],
+                                  critique_weight=config.critique_weight)
     heldout.trainer = trainer
     return trainer, heldout
 

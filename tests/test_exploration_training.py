@@ -1,0 +1,184 @@
+"""Exploration shapers and the critique loss inside real multi-turn GRPO runs (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from interplay import make
+from interplay.cli import _exploration_value
+from interplay.envs.feedback import SelfCritique
+from interplay.training.exploration import ExplorationConfig, GroupInfo, apply_shapers, build_shapers
+from interplay.training.grpo import (
+    GRPOTrainingConfig,
+    build_grpo_trainer,
+    episode_hidden,
+    grpo_defaults,
+    make_rollout_func,
+    task_prompt,
+    train_grpo,
+)
+
+CODE = "interplay/CodeBreaker-v0"
+MATH = "interplay/MathFeedback-v0"
+# digits=1: any lone digit in a reply is a guess, so even the untrained model gets the teacher's hints.
+CODE_KWARGS = {"digits": 1, "max_attempts": 3}
+FAST_GRPO = {"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "logging_steps": 1,
+             "save_strategy": "no", "disable_tqdm": True}
+
+
+def _config(**overrides):
+    return GRPOTrainingConfig(**{"env": CODE, "env_kwargs": CODE_KWARGS, "model": "tiny", "max_new_tokens": 6,
+                                 "eval_episodes": 2, **overrides})
+
+
+def _batch(env, seeds, g=4):
+    return [{"prompt": task_prompt(env, s)} for s in seeds for _ in range(g)]
+
+
+@pytest.mark.parametrize("spec, metric", [
+    ("outcome_count:0.1", "explore/outcome_count"),
+    ("batch_diversity:0.1", "explore/batch_diversity"),
+    ("repexp:0.01", "explore/repexp"),
+    ("pkpo:k=2", "explore/pkpo"),
+])
+def test_grpo_run_with_each_exploration_method_logs_its_bonus(tmp_path, spec, metric):
+    args = GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO))
+    result = train_grpo(_config(exploration=spec), args)
+    logged = [e for e in result.log_history if "loss" in e]
+    assert [e["step"] for e in logged] == [1, 2]
+    assert all(metric in e and math.isfinite(e[metric]) for e in logged)
+    if metric == "explore/batch_diversity":  # a penalty: never positive
+        assert all(e[metric] <= 0 for e in logged)
+    if metric == "explore/outcome_count":  # min(1, 1/sqrt(N)) > 0, times 0.1
+        assert all(0 < e[metric] <= 0.1 for e in logged)
+
+
+def test_grpo_run_with_critique_loss_logs_its_nll(tmp_path):
+    args = GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO))
+    result = train_grpo(_config(critique_weight=0.5), args)
+    logged = [e for e in result.log_history if "loss" in e]
+    assert [e["step"] for e in logged] == [1, 2]
+    assert all(e["critique/nll"] > 0 and math.isfinite(e["critique/nll"]) for e in logged)
+
+
+def test_repexp_gets_hidden_vectors_of_the_models_width(tmp_path):
+    config = _config(exploration="repexp")
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
+    prompts = [task_prompt(CODE, 3)] * 4
+    model = trainer.model.train()  # as during training, where TRL reads model.training
+    out = make_rollout_func(config)(prompts, trainer)
+    assert np.asarray(out["hidden"]).shape == (4, model.config.hidden_size)
+    # Batched and right-padded, each vector is the mean over that episode's agent tokens alone.
+    for i in range(4):
+        ids = torch.tensor([out["prompt_ids"][i] + out["completion_ids"][i]])
+        with torch.no_grad():
+            hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+        agent = torch.tensor([0] * len(out["prompt_ids"][i]) + out["env_mask"][i], dtype=torch.bool)
+        assert np.allclose(out["hidden"][i], hidden[agent].mean(0).numpy(), atol=1e-5)
+    assert model.training  # the extra forward leaves the mode alone
+    alone = episode_hidden(model, out["prompt_ids"][:1], out["completion_ids"][:1], out["env_mask"][:1])
+    assert np.allclose(alone, out["hidden"][:1], atol=1e-5)
+
+
+def test_trl_trains_on_the_shaped_rewards(tmp_path):
+    exploration = ExplorationConfig(methods=["pkpo", "outcome_count", "batch_diversity"],
+                                    weights={"outcome_count": 0.3, "batch_diversity": 0.2}, params={"pkpo": {"k": 2}})
+    config = _config(exploration=exploration)
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
+    seen = {}
+    reward_func = trainer.reward_funcs[0]
+
+    def recording(**kwargs):  # the real EpisodeReward, its inputs and outputs kept for the check
+        seen.update(kwargs, shaped=reward_func(**kwargs))
+        return seen["shaped"]
+
+    recording.__name__ = reward_func.__name__
+    trainer.reward_funcs[0] = recording
+    output = trainer._generate_and_score_completions(_batch(CODE, [11, 12]))
+    # The same groups through apply_shapers with fresh shapers: the rewards TRL got.
+    shapers, expected = build_shapers(exploration), []
+    for start in (0, 4):
+        rows = slice(start, start + 4)
+        info = GroupInfo(task_key=seen["task"][start], outcomes=seen["outcome"][rows],
+                         successes=seen["success"][rows], step=0)
+        expected += list(apply_shapers(seen["reward"][rows], info, shapers))
+    assert seen["shaped"] == pytest.approx(expected)
+    assert any(s != r for s, r in zip(seen["shaped"], seen["reward"]))  # the outcome-count bonus alone moves them
+    rewards = torch.tensor(expected, dtype=torch.float32).view(2, 4)
+    advantages = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-4)
+    assert torch.allclose(output["advantages"], advantages.flatten(), atol=1e-4)
+
+
+@pytest.mark.parametrize("env, kwargs", [(CODE, CODE_KWARGS), (MATH, {})])
+def test_critique_loss_is_the_nll_of_the_teachers_feedback(tmp_path, env, kwargs):
+    config = _config(env=env, env_kwargs=kwargs, critique_weight=1.0, max_new_tokens=8)
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
+    trainer.model.train()  # as in training: the rollout and the loss read model.training
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's training loop
+    inputs = trainer._generate_and_score_completions(_batch(env, [21, 22]))
+    mask = inputs["critique_mask"]
+    assert mask.shape == inputs["completion_ids"].shape and mask.sum() > 0
+    # The marked tokens spell the teacher's feedback, never the agent's replies or the template.
+    tokenizer = trainer.processing_class
+    assert not (mask.bool() & inputs["tool_mask"].bool()).any()
+    marked = tokenizer.decode(inputs["completion_ids"][mask.bool()].tolist())
+    assert "<|" not in marked and "attempt" not in marked
+    if env == CODE:
+        assert set(marked) <= set("+-")  # 1-digit hints: higher or lower
+
+    plain = GRPOTrainer.compute_loss(trainer, trainer.model, inputs)
+    with_critique = trainer.compute_loss(trainer.model, inputs)
+    nll = trainer._metrics["train"]["critique/nll"][-1]
+    assert 0 < nll < 50 and math.isfinite(nll)
+    assert with_critique.item() == pytest.approx(plain.item() + nll, rel=1e-5, abs=1e-6)
+    with_critique.backward()  # the auxiliary term carries a gradient
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters())
+    trainer.critique_weight = 0.0
+    assert trainer.compute_loss(trainer.model, inputs).item() == plain.item()
+
+
+def test_self_critique_teacher_asks_for_a_critique_and_reads_the_last_answer():
+    env = make(MATH, teacher="self", max_attempts=3)
+    env.reset(seed=5)
+    wrong = "0" if env.unwrapped.task.answer != "0" else "1"
+    obs, reward, terminated, _, info = env.step(f"\\boxed{{{wrong}}}")
+    assert obs.startswith(SelfCritique.prompt) and "(2 attempts left)" in obs
+    assert reward == 0 and not terminated and info["teacher_feedback"] == ""
+    answer = env.unwrapped.task.answer
+    reply = f"My answer {wrong} was wrong: I added instead of multiplying. \\boxed{{{answer}}}"
+    obs, reward, terminated, _, info = env.step(reply)
+    assert info["extracted_answer"] == answer and info["correct"] and terminated and reward == 1.0
+
+    code = make(CODE, teacher="self", digits=3)
+    code.reset(seed=1)
+    secret = code.unwrapped.task.answer
+    guess = "000" if secret != "000" else "111"
+    obs, *_ = code.step(guess)
+    assert obs.startswith(SelfCritique.prompt)
+    *_, info = code.step(f"{guess} was wrong, the hints were not used. New guess: {secret}")
+    assert info["extracted_answer"] == secret and info["success"]
+
+    rule = make(CODE, digits=3)
+    rule.reset(seed=1)
+    obs, *_, info = rule.step(guess)
+    assert info["teacher_feedback"] and obs.startswith(info["teacher_feedback"])
+
+
+def test_exploration_short_form_on_the_command_line():
+    config = _exploration_value("outcome_count:0.2, pkpo:k=4:k_end=1:anneal_steps=10,repexp:0.05:lam=0.1")
+    assert config.methods == ["outcome_count", "pkpo", "repexp"]
+    assert config.weights == {"outcome_count": 0.2, "repexp": 0.05}
+    assert config.params == {"pkpo": {"k": 4, "k_end": 1, "anneal_steps": 10}, "repexp": {"lam": 0.1}}
+    assert _exploration_value('{"methods": ["pkpo"]}') == {"methods": ["pkpo"]}
+    assert GRPOTrainingConfig(exploration="batch_diversity").exploration.methods == ["batch_diversity"]
+    for bad, message in (("outcome_cnt", "unknown exploration method"), ("pkpo:0.1", "transform"),
+                         ("pkpo:kk=2", "unknown parameters"), ("outcome_count:much", "neither a weight")):
+        with pytest.raises(Exception, match=message):
+            _exploration_value(bad)
+    with pytest.raises(ValueError, match="critique_weight"):
+        GRPOTrainingConfig(critique_weight=-1.0)
