@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import warnings
@@ -76,12 +77,12 @@ def test_same_seed_same_episode_byte_for_byte():
 
 
 @pytest.mark.parametrize("size", [4, 8, 15])
-def test_expert_solves_every_maze_along_a_shortest_path(size):
-    env = MazeEnv(size=size)
+def test_bfs_expert_solves_every_maze_along_a_shortest_path(size):
+    env = MazeEnv(size=size, expert="bfs")
     for seed in range(200):
         _, info = env.reset(seed=seed)
         shortest = info["shortest_path"]
-        assert env.max_turns == max(3 * shortest, 4)
+        assert env.max_turns >= max(3 * shortest, 4)
         for _ in range(shortest):
             obs, reward, terminated, truncated, step_info = env.step(env.expert_action())
             assert step_info["optimal"] and not truncated
@@ -90,10 +91,10 @@ def test_expert_solves_every_maze_along_a_shortest_path(size):
         assert env.expert_action() is None and env.expert_action_probs() == {}
 
 
-def test_expert_is_uniform_among_optimal_moves_and_seeded():
+def test_bfs_expert_is_uniform_among_optimal_moves_and_seeded():
     # With every wall removed there are often two optimal moves: the expert must split evenly,
     # and the same seed must give the same choices.
-    env = MazeEnv(size=6, loops=1.0)
+    env = MazeEnv(size=6, loops=1.0, expert="bfs")
     first_choice, choices_by_seed = [], []
     for seed in range(200):
         env.reset(seed=seed)
@@ -128,10 +129,109 @@ def test_expert_in_a_perfect_maze_is_certain_and_speaks_the_instructed_vocabular
     assert MazeEnv().expert_action() is None, "no episode yet"
 
 
-def test_expert_calls_do_not_change_the_episode():
+@pytest.mark.parametrize("expert", ["explorer", "bfs"])
+def test_expert_calls_do_not_change_the_episode(expert):
     replies = ["down", "right", "up", "left"] * 5
-    plain = play(MazeEnv(size=5, loops=0.3), 3, replies)
-    assert repr(plain) == repr(play(MazeEnv(size=5, loops=0.3), 3, replies, consult_expert=True))
+    plain = play(MazeEnv(size=5, loops=0.3, expert=expert), 3, replies)
+    assert repr(plain) == repr(play(MazeEnv(size=5, loops=0.3, expert=expert), 3, replies, consult_expert=True))
+    assert repr(plain) == repr(play(MazeEnv(size=5, loops=0.3, expert="bfs" if expert == "explorer" else "explorer"),
+                                    3, replies)), "the expert kind does not change the task"
+
+
+def explorer_episode(env: MazeEnv, seed: int) -> tuple[list[str], dict]:
+    """Play the expert to the end; check every move is certain, open, and the episode is solved in time."""
+    _, info = env.reset(seed=seed)
+    actions = []
+    while not env.finished:
+        probs, action = env.expert_action_probs(), env.expert_action()
+        assert probs == {action: 1.0}
+        _, reward, terminated, truncated, step_info = env.step(action)
+        assert not step_info["wall_bump"] and not step_info["invalid_action"]
+        actions.append(action)
+    assert terminated and not truncated and step_info["success"] and reward == 1.0
+    assert env.expert_action() is None and env.expert_action_probs() == {}
+    return actions, info
+
+
+@pytest.mark.parametrize("size,loops", [(2, 0.0), (4, 0.0), (8, 0.0), (15, 0.0), (6, 0.3), (8, 1.0)])
+def test_explorer_solves_every_maze_within_the_turn_limit_and_is_deterministic(size, loops):
+    env, again = MazeEnv(size=size, loops=loops, expert="explorer"), MazeEnv(size=size, loops=loops, expert="explorer")
+    longer = 0
+    for seed in range(200):
+        actions, info = explorer_episode(env, seed)
+        shortest, cells = info["shortest_path"], size * size
+        assert info["max_turns"] == max(3 * shortest, len(actions) + shortest, 4), "room for the explorer"
+        if loops == 0.0:  # depth-first in a tree: every passage walked at most twice, the goal's way once
+            assert len(actions) <= 2 * (cells - 1) - shortest
+        longer += len(actions) > shortest
+        assert explorer_episode(again, seed)[0] == actions
+    if size > 2 and loops < 1.0:  # (with no inner walls, heading for the goal is a shortest path)
+        assert longer > 20, "it explores: it does not know the shortest path"
+
+
+def test_explorer_prefers_unvisited_cells_nearest_the_goal():
+    env = MazeEnv(size=8, expert="explorer")
+    for seed in range(50):
+        env.reset(seed=seed)
+        visited = {env._pos}
+        while not env.finished:
+            fresh = {d: env._manhattan(env._neighbor(env._pos, d))
+                     for d in env._open[env._pos] if env._neighbor(env._pos, d) not in visited}
+            move = MOVE_SYNONYMS[env.expert_action()]
+            if fresh:
+                assert move in fresh and fresh[move] == min(fresh.values())
+                assert move == min(fresh, key=lambda d: (fresh[d], DIRECTIONS.index(d))), "ties: u, d, l, r"
+            else:
+                assert env._neighbor(env._pos, move) in visited, "backtracking stays on known ground"
+            env.step(move)
+            visited.add(env._pos)
+
+
+def test_explorer_ignores_what_the_agent_has_not_seen_and_bfs_does_not():
+    # Open every wall between two cells the agent has not stood on: the part of the maze it has seen is
+    # unchanged, so the explorer must act the same; the shortest path often changes, and with it bfs.
+    bfs_changed = 0
+    for seed in range(100):
+        actions = {}
+        for expert in ["explorer", "bfs"]:
+            env = MazeEnv(size=6, expert=expert)
+            env.reset(seed=seed)
+            for _ in range(3):
+                if not env.finished:
+                    env.step(env.expert_action())
+            if env.finished:
+                break
+            before = env.expert_action()
+            for cell in range(36):
+                for d in ("down", "right"):
+                    nb = env._neighbor(cell, d)
+                    if nb is not None and cell not in env._visited and nb not in env._visited:
+                        opened = [set(dirs) for dirs in env._open]
+                        env._carve(cell, d, opened)
+                        env._open = [tuple(x for x in DIRECTIONS if x in dirs) for dirs in opened]
+            env._dist = env._distances(env._goal)
+            actions[expert] = (before, env.expert_action())
+        else:
+            assert actions["explorer"][0] == actions["explorer"][1]
+            bfs_changed += actions["bfs"][0] != actions["bfs"][1]
+    assert bfs_changed > 0
+
+
+def test_explorer_takes_over_from_any_state():
+    # DAgger labels the learner's states: after a random walk the explorer still finishes without bumps.
+    env = MazeEnv(size=6, max_turns=1000, expert="explorer")
+    for seed in range(100):
+        env.reset(seed=seed)
+        rng = random.Random(seed)
+        for _ in range(10):
+            if not env.finished:
+                env.step(rng.choice(DIRECTIONS))
+        moves = 0
+        while not env.finished:
+            _, _, _, _, info = env.step(env.expert_action())
+            assert not info["wall_bump"]
+            moves += 1
+        assert info["success"] and moves <= 2 * 35
 
 
 @pytest.mark.parametrize(
@@ -263,7 +363,7 @@ def test_step_cost_and_goal_reward():
 def test_turn_limit_truncates_a_failing_episode():
     env = MazeEnv(size=4, min_distance=6)
     _, info = env.reset(seed=0)
-    assert info["shortest_path"] >= 6 and info["max_turns"] == env.max_turns == 3 * info["shortest_path"]
+    assert info["shortest_path"] >= 6 and info["max_turns"] == env.max_turns >= 3 * info["shortest_path"]
     start = env.outcome()
     for _ in range(env.max_turns):
         obs, reward, terminated, truncated, info = env.step(find_wall(env))
@@ -286,6 +386,7 @@ def test_turn_limit_truncates_a_failing_episode():
         ({"loops": 2}, r"loops must be a probability from 0.0 to 1.0"),
         ({"step_cost": -0.01}, r"pass a number >= 0"),
         ({"max_turns": 0}, r"max_turns must be an integer from 1"),
+        ({"expert": "dfs"}, r"expert='dfs' is not an expert; use one of \['bfs', 'explorer'\]"),
     ],
 )
 def test_bad_kwargs_raise_clear_errors(kwargs, message):

@@ -21,6 +21,7 @@ MOVE_SYNONYMS: dict[str, str] = {
     **dict.fromkeys(["right", "r", "east", "e", "rightward", "rightwards", "→", "➡"], "right"),
 }
 OBSERVATION_MODES = {"compact": "compact", "local": "local", "partial": "local", "full": "full"}
+EXPERTS = ("bfs", "explorer")
 MAX_SIDE = 100
 LEGEND = "Legend: @ you, G goal, # wall, . open."
 
@@ -65,10 +66,19 @@ class MazeEnv(TextEnv):
     the per-step error signal) and ``distance`` (moves left to the goal); at the end ``outcome``,
     the final cell as ``r<row>c<col>``.
 
-    Expert: ``expert_action()`` moves along a shortest path, choosing uniformly among the optimal
-    moves (more than one only when ``loops > 0``) with its own generator seeded from the reset
-    seed; ``expert_action_probs()`` gives that distribution. It replies in the vocabulary the
-    instructions ask for: ``"u"`` in compact mode, ``"up"`` otherwise.
+    Expert (``expert=``): ``expert_action()`` replies in the vocabulary the instructions ask for
+    (``"u"`` in compact mode, ``"up"`` otherwise); ``expert_action_probs()`` gives its distribution.
+        - ``"bfs"`` (default): moves along a shortest path of the whole map, uniformly among the
+          optimal moves (several only when ``loops > 0``), with its own generator seeded from the reset
+          seed. It acts on information the compact and local observations do not show.
+        - ``"explorer"``: acts only on what the agent has observed: a depth-first search with a memory
+          of the cells the agent has stood on. It takes the open move into an unvisited cell nearest
+          the goal (Manhattan; ties up, down, left, right) and at a dead end walks back to the nearest
+          cell with an unvisited open side. Deterministic; it follows the agent's actual path, so it
+          labels any state (DAgger). Measured (4x4 compact, 150 SFT steps, 200 held-out tasks): imitating
+          it gives 40.5% greedy success against 56% for "bfs": its moves depend on a memory of visited
+          cells the tiny model must read from the chat history, and its episodes are longer (7.7 vs
+          4.9 moves). Not the default for that reason.
 
     Args:
         width, height: columns and rows, 2 to 100 (default 4 each).
@@ -78,9 +88,12 @@ class MazeEnv(TextEnv):
         min_distance: fewest moves between start and goal, 1 to width + height - 2 (default 1).
         loops: probability of removing each wall the generator leaves inside the maze (default 0.0,
             a perfect maze); above 0 there can be several shortest paths.
-        max_turns: turn limit; default 3x the episode's shortest path (at least 4), set at reset.
-            Before the first reset ``max_turns`` holds the largest value the default can take.
+        max_turns: turn limit; by default set at reset to the larger of 3x the episode's shortest
+            path and the explorer's path length plus the shortest path (at least 4), whichever
+            expert is chosen, so both experts always solve the maze. Before the first reset
+            ``max_turns`` holds 3 x (cells - 1), the largest value the default takes in a perfect maze.
         step_cost: subtracted from every step's reward (non-negative, default 0.0).
+        expert: "bfs" (default) or "explorer", see Expert above.
     """
 
     def __init__(
@@ -95,6 +108,7 @@ class MazeEnv(TextEnv):
         loops: float = 0.0,
         max_turns: int | None = None,
         step_cost: float = 0.0,
+        expert: str = "bfs",
         render_mode: str | None = "ansi",
     ) -> None:
         if size is not None:
@@ -119,10 +133,13 @@ class MazeEnv(TextEnv):
                 f"got {step_cost!r}."
             )
         self.step_cost = float(step_cost)
+        if expert not in EXPERTS:
+            raise ValueError(f"expert={expert!r} is not an expert; use one of {list(EXPERTS)}.")
+        self.expert = expert
         if max_turns is not None:
             max_turns = _check_int("max_turns", max_turns, 1, 10**9)
         self._fixed_max_turns = max_turns
-        longest = 3 * (self.width * self.height - 1)  # the default's largest value
+        longest = 3 * (self.width * self.height - 1)  # the default's largest value in a perfect maze
         super().__init__(max_turns=max_turns or longest, render_mode=render_mode)
         self._compact = self.observation == "compact"
         # The reply vocabulary the instructions ask for, which the expert also speaks.
@@ -241,9 +258,12 @@ class MazeEnv(TextEnv):
         self._open = self._generate()
         self._pos, self._goal = self._place()
         self._start = self._pos
+        self._visited = {self._pos}  # the explorer's memory: the cells the agent has stood on
         self._dist = self._distances(self._goal)  # moves to the goal from every cell
         shortest = self._dist[self._start]
-        self.max_turns = self._fixed_max_turns or max(3 * shortest, 4)  # failing episodes cost most
+        # Room for the explorer and a shortest path's slack, whichever expert is imitated (the task must
+        # not depend on it); tight, because failing episodes run to the cap and cost most.
+        self.max_turns = self._fixed_max_turns or max(3 * shortest, self._explorer_length() + shortest, 4)
         # The expert's own generator: seeded from the reset seed, untouched by the maze's draws.
         self._expert_rng = np.random.default_rng(int(self.np_random.integers(2**63)))
         grid = [["#"] * (2 * self.width + 1) for _ in range(2 * self.height + 1)]
@@ -282,6 +302,7 @@ class MazeEnv(TextEnv):
         wall_bump = move is not None and move not in self._open[self._pos]
         if move is not None and not wall_bump:
             self._pos = self._neighbor(self._pos, move)
+            self._visited.add(self._pos)
         info: dict[str, Any] = {
             "invalid_action": move is None,
             "move": move,
@@ -320,21 +341,65 @@ class MazeEnv(TextEnv):
         row, col = divmod(self._pos, self.width)
         return f"r{row}c{col}"
 
-    # ---- the expert -------------------------------------------------------------------------------
-    def _optimal_moves(self) -> list[str]:
+    # ---- the experts -------------------------------------------------------------------------------
+    def _manhattan(self, cell: int) -> int:
+        (row, col), (goal_row, goal_col) = divmod(cell, self.width), divmod(self._goal, self.width)
+        return abs(row - goal_row) + abs(col - goal_col)
+
+    def _explore_move(self, pos: int, visited: set[int]) -> str:
+        """The explorer's move from ``pos``, knowing only the cells in ``visited`` (and their open sides).
+
+        It heads for the nearest open side leading to an unvisited cell (breadth-first over the visited
+        cells), preferring among equally near ones the unvisited cell closest to the goal (Manhattan),
+        then the order up, down, left, right. Having just come down a corridor, the nearest such side is
+        straight ahead, so this is a depth-first search that backtracks at dead ends.
+        """
+        first: dict[int, str | None] = {pos: None}  # the first move on a shortest known way to each cell
+        level = [pos]
+        while level:
+            best: tuple[int, str] | None = None  # (Manhattan distance of the unvisited cell, first move)
+            for cell in level:
+                for d in self._open[cell]:
+                    nb = self._neighbor(cell, d)
+                    if nb not in visited and (best is None or self._manhattan(nb) < best[0]):
+                        best = (self._manhattan(nb), first[cell] or d)
+            if best is not None:
+                return best[1]
+            nxt = []  # no unvisited cell borders this level, so every cell reached here is a visited one
+            for cell in level:
+                for d in self._open[cell]:
+                    if (nb := self._neighbor(cell, d)) not in first:
+                        first[nb] = first[cell] or d
+                        nxt.append(nb)
+            level = nxt
+        raise AssertionError("unreachable: the goal is unvisited and connected to every cell")
+
+    def _explorer_length(self) -> int:
+        """Moves the explorer takes from the start to the goal."""
+        pos, visited, moves = self._start, {self._start}, 0
+        while pos != self._goal:
+            pos = self._neighbor(pos, self._explore_move(pos, visited))
+            visited.add(pos)
+            moves += 1
+        return moves
+
+    def _expert_moves(self) -> list[str]:
         if self._finished:
             return []
+        if self.expert == "explorer":
+            return [self._explore_move(self._pos, self._visited)]
         here = self._dist[self._pos]
         return [d for d in self._open[self._pos] if self._dist[self._neighbor(self._pos, d)] == here - 1]
 
     def expert_action_probs(self) -> dict[str, float]:
-        """The expert's distribution over replies: uniform over the moves on a shortest path."""
-        moves = self._optimal_moves()
+        """The expert's distribution over replies: for "bfs" uniform over the moves on a shortest path;
+        certain for the explorer."""
+        moves = self._expert_moves()
         return {self._reply[d]: 1.0 / len(moves) for d in moves}
 
     def expert_action(self) -> str | None:
-        """A move on a shortest path to the goal (None once the episode is over)."""
-        moves = self._optimal_moves()
+        """The expert's move (None once the episode is over)."""
+        moves = self._expert_moves()
         if not moves:
             return None
         return self._reply[moves[int(self._expert_rng.integers(len(moves)))]]
