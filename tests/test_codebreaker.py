@@ -81,3 +81,11 @@ def test_held_out_seeds_draw_held_out_codes_by_default():
     for seed in range(100):
         assert env.reset(seed=seed)[1]["split"] == "train"
         assert env.reset(seed=EVAL_SEED_START + seed)[1]["split"] == "eval"
+
+
+def test_without_instructions_observations_are_only_task_and_hints():
+    env = CodeBreakerEnv(instructions=False)
+    assert env.system_prompt == ""
+    assert env.reset(seed=0)[0] == "code 3 digits"
+    obs, *_ = env.step("444")
+    assert obs == digit_hints(env.task.answer, "444")

@@ -48,10 +48,15 @@ class CodeBreakerEnv(FeedbackEnv):
     (``interplay.seeds.EVAL_SEED_START`` and up) and "train" codes for the others; "train",
     "eval" or "all" fix the part whatever the seed. ``teacher`` ("rule": the digit hints;
     "none": only "incorrect"; "self": asked to critique
-    its own guess before retrying; or a model teacher), ``discount``.
+    its own guess before retrying; or a model teacher), ``discount``, ``instructions`` (default
+    True; False drops the system prompt and the "(n attempts left)" notes, for small
+    character-level models: see ``FeedbackEnv``).
     """
 
-    system_prompt = "Find the secret code. Reply with a guess of the code's digits."
+    system_prompt = (
+        "Find the secret code. Reply with a guess of all its digits. After a wrong guess each digit "
+        "gets a hint: = right, + the secret digit is higher, - it is lower."
+    )
     answer_instruction = ""
     format_help = "Reply with the digits of your guess, e.g. 123."
 
@@ -63,12 +68,14 @@ class CodeBreakerEnv(FeedbackEnv):
         teacher: Any = "rule",
         discount: float = 1.0,
         render_mode: str | None = "ansi",
+        instructions: bool = True,
     ) -> None:
         if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 8:
             raise ValueError(f"digits must be an integer from 1 to 8, got {digits!r}.")
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not a split; use one of {SPLITS}.")
-        super().__init__(max_attempts=max_attempts, teacher=teacher, discount=discount, render_mode=render_mode)
+        super().__init__(max_attempts=max_attempts, teacher=teacher, discount=discount, render_mode=render_mode,
+                         instructions=instructions)
         self.digits = digits
         self.split = split
         self._guess_pattern = re.compile(rf"(?<!\d)\d{{{digits}}}(?!\d)")

@@ -299,7 +299,10 @@ class FeedbackEnv(TextEnv):
     the student is asked to critique its own answer before retrying, a Teacher, or a callable
     prompt -> feedback that becomes a ModelTeacher), ``discount`` (0 < d <= 1, default
     1.0), ``expert_shows_solution`` (expert replies include the solution; default False: short
-    replies are easier for a tiny model to imitate).
+    replies are easier for a tiny model to imitate), ``instructions`` (default True; False drops the
+    system prompt, the answer-format line and the "(n attempts left)" notes: every character is a
+    token a small character-level model must read, and on CodeBreaker this made SFT learn ~3x faster
+    per step on ~3x shorter sequences).
     """
 
     system_prompt = (
@@ -318,6 +321,7 @@ class FeedbackEnv(TextEnv):
         discount: float = 1.0,
         expert_shows_solution: bool = False,
         render_mode: str | None = "ansi",
+        instructions: bool = True,
     ) -> None:
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts must be a positive integer, got {max_attempts!r}.")
@@ -328,6 +332,9 @@ class FeedbackEnv(TextEnv):
         self.teacher = make_teacher(teacher, self.rule_hint)
         self.discount = float(discount)
         self.expert_shows_solution = expert_shows_solution
+        self.instructions = bool(instructions)
+        if not self.instructions:
+            self.system_prompt = ""
         self.task: Task | None = None
         self._answer: str | None = None
         self._log: list[str] = []
@@ -357,7 +364,7 @@ class FeedbackEnv(TextEnv):
         if not isinstance(task, Task):
             raise TypeError(f"options['task'] must be a feedback.Task, got {type(task).__name__}.")
         self.task, self._answer = task, None
-        observation = f"{task.question}\n{self.answer_instruction}"
+        observation = f"{task.question}\n{self.answer_instruction}" if self.instructions else task.question
         self._log = [observation]
         return observation, dict(task.metadata)
 
@@ -391,7 +398,8 @@ class FeedbackEnv(TextEnv):
             if not correct:
                 observation += " No attempts left."
         else:
-            observation += f" ({left} attempt{'s' if left > 1 else ''} left)"
+            if self.instructions:
+                observation += f" ({left} attempt{'s' if left > 1 else ''} left)"
         self._log.append(f"[attempt {attempt}] answer: {answer or NO_ANSWER}\n{observation}")
         return observation, reward, done, info
 

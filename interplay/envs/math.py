@@ -230,8 +230,9 @@ class MathFeedbackEnv(FeedbackEnv):
         discount: float = 1.0,
         expert_shows_solution: bool = False,
         render_mode: str | None = "ansi",
+        instructions: bool = True,
     ) -> None:
-        super().__init__(max_attempts, teacher, discount, expert_shows_solution, render_mode)
+        super().__init__(max_attempts, teacher, discount, expert_shows_solution, render_mode, instructions)
         if dataset is not None:
             if families is not None or difficulty is not None:
                 raise ValueError(
