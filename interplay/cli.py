@@ -145,19 +145,39 @@ def _json_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"expected JSON, e.g. '{{\"width\": 4}}': {error}") from None
 
 
+def _exploration_value(text: str) -> Any:
+    """``--exploration``: a JSON object of ExplorationConfig fields, or the short form it parses."""
+    from interplay.training.exploration import ExplorationConfig
+
+    try:
+        return _json_value(text) if text.lstrip().startswith("{") else ExplorationConfig.from_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_config_fields(parser: argparse.ArgumentParser, cls: type) -> None:
     """One ``--field-name`` flag per field of an interplay config dataclass (default None: unset)."""
     import dataclasses
+    import types
     import typing
+
+    from interplay.training.exploration import SHAPERS, ExplorationConfig
 
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+        # `int | None` -> int; a generic like dict[str, Any] is itself the kind (never its args).
+        kinds = [k for k in typing.get_args(hint) if k is not type(None)] if typing.get_origin(hint) in (
+            typing.Union, types.UnionType) else [hint]
         kind = kinds[0] if kinds[0] in (int, float, str) else _json_value
         default = f.default if f.default is not dataclasses.MISSING else "{}"
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None,
-                            help=f"(default: {default})" + (" JSON" if kind is _json_value else ""))
+        text = f"(default: {default})" + (" JSON" if kind is _json_value else "")
+        if kinds[0] is ExplorationConfig:
+            kind = _exploration_value
+            text = (f"reward shapers per GRPO group, from {', '.join(SHAPERS)}: comma-separated "
+                    "name[:weight][:key=value...], e.g. 'outcome_count:0.1,pkpo:k=4', or JSON "
+                    "'{\"methods\": [...], \"weights\": {...}, \"params\": {...}}' (default: none)")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=text)
 
 
 def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -196,6 +216,18 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     print(f"saved {result.output_dir} in {result.seconds:.0f} s; held-out success rate (greedy, "
           f"{config.eval_episodes} tasks): {score.get('heldout/success_rate', float('nan')):.3f}")
     return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from interplay.pipeline import get_preset, run_pipeline
+
+    result = run_pipeline(get_preset(args.preset), args.out, model=args.model)
+    print(f"pipeline finished in {result['wall_s']:.0f} s; report: {result['report_md']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return cmd_pipeline(argparse.Namespace(preset="codebreaker", out=args.out, model=None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resume from a checkpoint directory (no value: the latest in --output-dir)")
         _add_config_fields(q, _stage_class(stage))
         q.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pipeline", help="untrained -> SFT -> GRPO -> GRPO + exploration, evaluated and reported",
+                       description="Run (or resume: finished stages are skipped) the imitation -> RL -> "
+                       "exploration pipeline of a preset and write report.md, report.json and plots to --out.")
+    p.add_argument("--preset", default="codebreaker", help="codebreaker (default), maze, tiny-test or gpu")
+    p.add_argument("--out", required=True, help="report directory (rerun with the same one to resume)")
+    p.add_argument("--model", default=None, help="override the preset's model ('tiny', a checkpoint dir, an HF id)")
+    p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser("demo", help="the pipeline's codebreaker preset into runs/demo (~3 min on 2 CPU cores)")
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -119,10 +119,15 @@ def plot_success_by_turn(results: Results, path: str | Path) -> Path:
     return _finish(fig, ax, path)
 
 
+_KEY_CURVES = ("loss", "grad_norm", "reward", "reward_std", "entropy", "episode/success_rate", "episode/mean_turns",
+               "episode/invalid_rate", "episode/frac_groups_equal_reward", "episode/distinct_outcomes_per_group")
+
+
 def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | Path,
                          keys: Sequence[str] | None = None) -> Path:
     """One panel per logged quantity against the step, from a TRL/transformers trainer's
-    ``trainer.state.log_history``. ``keys`` defaults to every numeric key logged at least twice."""
+    ``trainer.state.log_history``. ``keys`` defaults to the loss, rewards, episode statistics, entropy and
+    the exploration/held-out metrics logged at least twice."""
     if isinstance(log_history, (str, bytes)) or not log_history:
         raise ValueError("log_history must be a non-empty list of dicts (trainer.state.log_history).")
     counts: dict[str, int] = {}
@@ -130,7 +135,11 @@ def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | P
         for key, value in entry.items():
             if key not in _NOT_CURVES and isinstance(value, (int, float)) and not isinstance(value, bool):
                 counts[key] = counts.get(key, 0) + 1
-    keys = list(keys) if keys is not None else [k for k, c in counts.items() if c >= 2]
+    if keys is None:
+        logged = [k for k, c in counts.items() if c >= 2]
+        # The quantities that say whether training works; everything else only when none of them is there.
+        keys = [k for k in logged if k in _KEY_CURVES or k.startswith(("explore/", "heldout/", "critique/"))] or logged
+    keys = list(keys)
     missing = [k for k in keys if k not in counts]
     if missing or not keys:
         raise ValueError(f"no curve to plot for {missing or 'any key'}; numeric keys logged: {sorted(counts)}.")

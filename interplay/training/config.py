@@ -65,6 +65,16 @@ class ImitationConfig:
 
 
 
+#: Measured GRPO-time turn caps, used where ``GRPOTrainingConfig.max_turns`` is None. Failing episodes run
+#: to the cap and dominate GRPO time. The default 4x4 Maze-v0 caps at max(3x shortest path, explorer
+#: length + shortest), 16 on average and up to 42; a cap of 12 still fits 98% of its shortest paths and made
+#: GRPO steps (64 episodes) ~4x faster (~20 s -> ~4.6 s on 2 CPU cores) from a BFS-SFT model.
+#: Each cap holds for the env kwargs listed with it (absent or equal), e.g. not for a larger maze.
+GRPO_TURN_CAPS: dict[str, tuple[int, dict[str, Any]]] = {
+    "interplay/Maze-v0": (12, {"size": 4, "width": 4, "height": 4}),
+}
+
+
 @dataclass
 class GRPOTrainingConfig:
     """interplay's side of a GRPO run (TRL's ``GRPOConfig`` holds the optimizer and sampling side).
@@ -75,7 +85,9 @@ class GRPOTrainingConfig:
         tasks: distinct training seeds in the prompt dataset (None: one fresh task per group for
             ``max_steps`` steps, so no task repeats).
         seed_start: first training seed.
-        max_turns: a turn cap on top of the environment's own (None: the environment's).
+        max_turns: a turn cap on top of the environment's own, for the training episodes and the held-out
+            scores logged during training (None: ``GRPO_TURN_CAPS[env]`` where the environment has a
+            measured one, else the environment's own; pass a large number to keep the environment's own).
         max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
         discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
         exploration: reward shapers applied per group (``interplay.training.exploration``): an
@@ -110,6 +122,10 @@ class GRPOTrainingConfig:
                              f"{self.max_new_tokens}, {self.eval_episodes}, {self.eval_every}.")
         if not isinstance(self.env_kwargs, dict):
             raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
+        if self.max_turns is None and self.env in GRPO_TURN_CAPS:
+            cap, assumes = GRPO_TURN_CAPS[self.env]
+            if all(self.env_kwargs.get(key, value) == value for key, value in assumes.items()):
+                self.max_turns = cap
         if isinstance(self.exploration, dict):  # from YAML / JSON
             self.exploration = ExplorationConfig(**self.exploration)
         elif isinstance(self.exploration, str):  # the command line's short form

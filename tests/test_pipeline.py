@@ -1,0 +1,93 @@
+"""The imitation -> RL -> exploration pipeline end to end on the "tiny-test" preset (real trainers, real model)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from PIL import Image
+
+from interplay.cli import main
+from interplay.pipeline import PRESETS, STAGES, get_preset, run_pipeline
+
+REPORT_HEADINGS = ("# interplay pipeline report", "## Results", "## Paired differences", "## Success by attempt",
+                   "## Wall time", "## Plots")
+STAGE_KEYS = ("pass_at_1", "pass_at_k", "k", "coverage", "mean_turns", "wall_s", "eval", "success_by_turn",
+              "log_history")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    lines: list[str] = []
+    started = time.perf_counter()
+    report = run_pipeline("tiny-test", out, progress=False, log=lines.append)
+    return out, report, lines, time.perf_counter() - started
+
+
+def test_tiny_test_preset_writes_every_section_of_the_report(first_run):
+    out, report, lines, seconds = first_run
+    assert seconds < 120, f"the tiny-test preset must stay well under two minutes, took {seconds:.0f} s"
+    assert [line.split(":")[0] for line in lines if line.startswith("[") and "finished" in line] == [
+        f"[{i}/4] {stage}" for i, stage in enumerate(STAGES, start=1)]
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["env"] == "interplay/CodeBreaker-v0" and saved["preset"] == "tiny-test"
+    assert list(saved["stages"]) == list(STAGES)
+    k = get_preset("tiny-test").k
+    for stage, result in saved["stages"].items():
+        assert all(key in result for key in STAGE_KEYS), (stage, sorted(result))
+        assert result["k"] == k and 0.0 <= result["pass_at_1"] <= result["pass_at_k"] <= 1.0
+        assert result["eval"]["n_tasks"] == get_preset("tiny-test").eval_tasks
+        assert result["coverage"]["1"] == 1.0 and result["wall_s"] > 0
+    # Trained stages carry their trainer's log; the RL stages start from the SFT checkpoint.
+    assert any("loss" in e for e in saved["stages"]["sft"]["log_history"])
+    assert any("episode/success_rate" in e for e in saved["stages"]["grpo_explore"]["log_history"])
+    assert {c["b"] for c in saved["comparisons"]} == {"sft", "grpo", "grpo_explore"}
+    markdown = (out / "report.md").read_text()
+    for heading in REPORT_HEADINGS:
+        assert heading in markdown
+    for stage in STAGES:
+        assert f"| {stage} |" in markdown
+    for png in ("pass_at_k", "coverage", "success_by_turn", "training_sft", "training_grpo", "training_grpo_explore"):
+        with Image.open(out / f"{png}.png") as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_rerun_skips_finished_stages_and_reports_the_same_numbers(first_run):
+    out, report, _, first_seconds = first_run
+    lines: list[str] = []
+    started = time.perf_counter()
+    again = run_pipeline("tiny-test", out, progress=False, log=lines.append)
+    seconds = time.perf_counter() - started
+    assert sum("done before, skipped" in line for line in lines) == len(STAGES)
+    assert seconds < first_seconds / 2  # only the report and its plots are rewritten
+    for stage in STAGES:
+        assert again["stages"][stage]["pass_at_k"] == report["stages"][stage]["pass_at_k"]
+        assert again["stages"][stage]["coverage"] == report["stages"][stage]["coverage"]
+
+
+def test_an_interrupted_run_resumes_at_the_first_unfinished_stage(first_run, tmp_path):
+    out, report, _, _ = first_run
+    import shutil
+
+    # A run killed during the last stage: its marker and results are missing, the others are on disk.
+    shutil.copytree(out, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "stages" / "grpo_explore")
+    lines: list[str] = []
+    resumed = run_pipeline("tiny-test", tmp_path / "run", progress=False, log=lines.append)
+    assert sum("done before, skipped" in line for line in lines) == 3
+    assert any(line.startswith("[4/4] grpo_explore: finished") for line in lines)
+    assert resumed["stages"]["sft"]["pass_at_k"] == report["stages"]["sft"]["pass_at_k"]
+
+
+def test_bad_preset_and_mismatched_out_dir_give_clear_errors(first_run, capsys):
+    with pytest.raises(ValueError, match="unknown preset 'codebreakr'.*codebreaker.*maze.*tiny-test.*gpu"):
+        get_preset("codebreakr")
+    assert main(["pipeline", "--preset", "nope", "--out", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'" in err and all(name in err for name in PRESETS)
+    out = first_run[0]
+    with pytest.raises(ValueError, match="holds a pipeline run of preset 'tiny-test'"):
+        run_pipeline("tiny-test", out, model="some/other-model", progress=False, log=lambda _: None)
