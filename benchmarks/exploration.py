@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
-    env_kwargs = {"digits": args.digits, "max_attempts": args.attempts}
+    env_kwargs = {"digits": args.digits, "max_attempts": args.attempts, "instructions": False}
     out = Path(args.out)
     sft_dir = out / f"sft-d{args.digits}-a{args.attempts}-s{args.sft_steps}"
     if not (sft_dir / "config.json").exists():
