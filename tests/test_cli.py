@@ -14,3 +14,11 @@ def test_config_flags_parse_json_dicts_optional_numbers_and_exploration():
     cli._add_config_fields(parser, GRPOTrainingConfig)
     args = parser.parse_args(["--exploration", "outcome_count:0.1", "--tasks", "3"])
     assert args.exploration.methods == ["outcome_count"] and args.tasks == 3
+
+
+def test_grpo_uses_the_measured_turn_cap_only_where_it_was_measured():
+    assert GRPOTrainingConfig().max_turns == 12
+    assert GRPOTrainingConfig(env_kwargs={"size": 4, "observation": "compact"}).max_turns == 12
+    assert GRPOTrainingConfig(env_kwargs={"size": 5}).max_turns is None
+    assert GRPOTrainingConfig(env="interplay/CodeBreaker-v0").max_turns is None
+    assert GRPOTrainingConfig(max_turns=30).max_turns == 30
