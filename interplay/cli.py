@@ -92,6 +92,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = args.models or [args.model]
     if len(set(names)) != len(names):
         raise ValueError(f"--models lists a model twice: {names}; give each checkpoint once.")
+    if args.out:  # fail now, not after the evaluation, if the result cannot be written
+        from pathlib import Path
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).touch()
     results = {}
     for name in names:  # one agent in memory at a time; every model plays the same seeds
         agent = _agent(argparse.Namespace(**{**vars(args), "model": name}))

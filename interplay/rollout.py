@@ -310,7 +310,8 @@ def replay(trajectory: Trajectory) -> list[str]:
 
 
 def save_trajectories(path: str | Path, trajectories: Sequence[Trajectory]) -> None:
-    """Write one JSON object per line."""
+    """Write one JSON object per line (creating the parent directory)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         for trajectory in trajectories:
             f.write(json.dumps(trajectory.to_dict(), ensure_ascii=False) + "\n")
