@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="maze",
-            description="Maze-v0 4x4, compact observation, tiny model, ~15 min on 2 CPU cores",
+            description="Maze-v0 4x4, compact observation, tiny model, ~11 min on 2 CPU cores",
             env="interplay/Maze-v0",
             env_kwargs={"size": 4, "observation": "compact"},
             max_new_tokens=3,
