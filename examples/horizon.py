@@ -10,8 +10,8 @@ SFT on the shortest-path expert, then GRPO from that checkpoint, and measure on 
 
 Prints a table and writes ``horizon.png`` + ``horizon.json`` to ``--out``.
 
-Runtime on a loaded 2-core CPU: the full study (3x3 to 6x6, 150 SFT + 20 GRPO steps each) takes about
-15-20 minutes at 3x3/4x4 rates and longer for 6x6 (longer episodes); ``--quick`` (3x3 and 4x4, 40 SFT
+Runtime on a loaded 2-core CPU, measured: ``--sizes 3 4 6 --grpo-steps 10`` took 27 minutes (3x3 275 s,
+4x4 311 s, 6x6 1017 s: longer episodes), so the default (3x3 to 6x6, 20 GRPO steps) takes over 30; ``--quick`` (3x3 and 4x4, 40 SFT
 + 3 GRPO steps, 40 tasks) about 3-4 minutes and only shows the mechanics and the trend.
 
     python examples/horizon.py --quick --out runs/horizon-quick
