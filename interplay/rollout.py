@@ -191,7 +191,7 @@ def rollout(
         episodes += [_Episode(spec, seed, group) for _ in range(group_size)]
     model_ids = getattr(agent, "encoder", None) is not None
     tokenizer = agent.tokenizer if model_ids else tokenizer
-    encoder = ChatEncoder(tokenizer) if tokenizer is not None else None
+    encoder = agent.encoder if model_ids else ChatEncoder(tokenizer) if tokenizer is not None else None
     manifest = {
         "agent": agent.name,
         "agent_class": type(agent).__name__,
@@ -250,7 +250,8 @@ def rollout(
                 finished.append(row)
         if finished:
             session.drop(finished)
-            live = [row for row in live if row not in set(finished)]
+            gone = set(finished)
+            live = [row for row in live if row not in gone]
             if bar is not None:
                 bar.update(len(finished))
     if bar is not None:

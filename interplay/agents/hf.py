@@ -94,6 +94,8 @@ class HFAgent(Agent):
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        # transformers >= 5.24 renamed `past_key_values` to `cache`; looked up once, not per token.
+        self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self.model_seconds = 0.0  # time spent in forward passes and sampling (benchmarks read it)
 
     def sampling_params(self) -> dict[str, Any]:
@@ -187,15 +189,14 @@ class HFSession(Session):
             from transformers import DynamicCache
 
             self.cache = DynamicCache()
-        # The cache is updated in place; transformers >= 5.24 renamed `past_key_values` to `cache`.
-        cache_kwarg = "cache" if "cache" in inspect.signature(agent.model.forward).parameters else "past_key_values"
+        # The cache is updated in place.
         out = agent.model(
             input_ids=tokens,
             attention_mask=self.mask,
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
-            **{cache_kwarg: self.cache},
+            **{agent.cache_kwarg: self.cache},
         )
         return out.logits[:, -1]
 

@@ -96,8 +96,7 @@ class CodeBreakerEnv(FeedbackEnv):
 
     def _reset(self, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
         self._ranges = [(0, 9)] * self.digits
-        observation, info = super()._reset(options)
-        return observation.strip(), info
+        return super()._reset(options)
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         result = super()._step(action)

@@ -364,7 +364,9 @@ class FeedbackEnv(TextEnv):
         if not isinstance(task, Task):
             raise TypeError(f"options['task'] must be a feedback.Task, got {type(task).__name__}.")
         self.task, self._answer = task, None
-        observation = f"{task.question}\n{self.answer_instruction}" if self.instructions else task.question
+        observation = task.question
+        if self.instructions and self.answer_instruction:
+            observation += f"\n{self.answer_instruction}"
         self._log = [observation]
         return observation, dict(task.metadata)
 

@@ -18,14 +18,6 @@ from interplay.envs.parsing import answers_match, normalize_answer, parse_number
 DIFFICULTY_NAMES = {"easy": 1, "medium": 2, "hard": 3}
 
 
-def _fmt(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
-
-
-def _term(n: int) -> str:
-    return f"({n})" if n < 0 else str(n)
-
-
 def arithmetic(rng: np.random.Generator, difficulty: int) -> Task:
     """1: a + b or a - b with numbers below 100; 2: three-digit sums/differences or a two-digit
     times one-digit product; 3: four-digit sums/differences or three-digit times two-digit."""
@@ -86,9 +78,9 @@ def fractions(rng: np.random.Generator, difficulty: int) -> Task:
     op = ops[int(rng.integers(len(ops)))]
     x, y = Fraction(a, b), Fraction(c, d)
     result = {"+": x + y, "-": x - y, "×": x * y, "÷": x / y}[op]
-    shown = f"{_fmt(x)} {op} {_fmt(y)}"
+    shown = f"{x} {op} {y}"  # str(Fraction): "3" or "-1/2"
     return Task(
-        f"Compute {shown} in lowest terms.", _fmt(result), f"{shown} = {_fmt(result)}", {"lowest_terms": True}
+        f"Compute {shown} in lowest terms.", str(result), f"{shown} = {result}", {"lowest_terms": True}
     )
 
 

@@ -219,13 +219,13 @@ class MazeEnv(TextEnv):
         row, col = divmod(cell, self.width)
         return f"{row}{col}" if max(self.width, self.height) <= 10 else f"{row},{col}"
 
-    def _char(self, y: int, x: int) -> str:
+    def _char(self, y: int, x: int, at: tuple[int, int], goal: tuple[int, int]) -> str:
         """The character at row y, column x of the (2h+1) x (2w+1) map; outside reads as wall."""
         if not (0 <= y < len(self._grid) and 0 <= x < len(self._grid[0])):
             return "#"
-        if (y, x) == self._center(self._pos):
+        if (y, x) == at:
             return "@"
-        if (y, x) == self._center(self._goal):
+        if (y, x) == goal:
             return "G"
         return self._grid[y][x]
 
@@ -234,15 +234,18 @@ class MazeEnv(TextEnv):
         return 2 * row + 1, 2 * col + 1
 
     def _map(self) -> str:
+        at, goal = self._center(self._pos), self._center(self._goal)
         return "\n".join(
-            "".join(self._char(y, x) for x in range(2 * self.width + 1)) for y in range(2 * self.height + 1)
+            "".join(self._char(y, x, at, goal) for x in range(2 * self.width + 1))
+            for y in range(2 * self.height + 1)
         )
 
     def _window(self) -> str:
-        cy, cx = self._center(self._pos)
+        at, goal = self._center(self._pos), self._center(self._goal)
+        cy, cx = at
         k = 2 * self.view_radius + 1  # characters from the center to the window's edge
         return "\n".join(
-            "".join(self._char(y, x) for x in range(cx - k, cx + k + 1)) for y in range(cy - k, cy + k + 1)
+            "".join(self._char(y, x, at, goal) for x in range(cx - k, cx + k + 1)) for y in range(cy - k, cy + k + 1)
         )
 
     def _observe(self) -> str:
