@@ -133,14 +133,14 @@ def _stage(name: str) -> tuple[type, type, Any, Any]:
     if name == "sft":
         from trl import SFTConfig
 
-        from interplay.training.imitation import ImitationConfig, sft_defaults, train_imitation
+        from interplay.training.imitation import sft_defaults, train_imitation
 
-        return ImitationConfig, SFTConfig, sft_defaults(), train_imitation
+        return _stage_class(name), SFTConfig, sft_defaults(), train_imitation
     from trl import GRPOConfig
 
-    from interplay.training.grpo import GRPOTrainingConfig, grpo_defaults, train_grpo
+    from interplay.training.grpo import grpo_defaults, train_grpo
 
-    return GRPOTrainingConfig, GRPOConfig, grpo_defaults(), train_grpo
+    return _stage_class(name), GRPOConfig, grpo_defaults(), train_grpo
 
 
 def _json_value(text: str) -> Any:

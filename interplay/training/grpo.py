@@ -60,7 +60,7 @@ from interplay.training.exploration import (
     apply_shapers,
     build_shapers,
 )
-from interplay.training.imitation import HeldOutSuccessCallback
+from interplay.training.imitation import HeldOutSuccessCallback, with_bf16_where_supported
 
 #: The GRPO hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``grpo_defaults``.
 GRPO_DEFAULTS: dict[str, Any] = {
@@ -87,10 +87,8 @@ _PROMPT = re.compile(r"^(?P<env>\S+) seed=(?P<seed>-?\d+)$")
 
 
 def grpo_defaults(**overrides: Any) -> dict[str, Any]:
-    """``GRPO_DEFAULTS`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU)."""
-    import torch
-
-    return {**GRPO_DEFAULTS, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
+    """``GRPO_DEFAULTS`` for TRL's ``GRPOConfig``, bf16 where a GPU supports it."""
+    return with_bf16_where_supported(GRPO_DEFAULTS, **overrides)
 
 
 def task_prompt(env_id: str, seed: int) -> str:

@@ -58,11 +58,16 @@ SFT_DEFAULTS: dict[str, Any] = {
 }
 
 
-def sft_defaults(**overrides: Any) -> dict[str, Any]:
-    """``SFT_DEFAULTS`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU)."""
+def with_bf16_where_supported(defaults: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """``defaults`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU) + overrides."""
     import torch
 
-    return {**SFT_DEFAULTS, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
+    return {**defaults, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
+
+
+def sft_defaults(**overrides: Any) -> dict[str, Any]:
+    """``SFT_DEFAULTS`` for TRL's ``SFTConfig``, bf16 where a GPU supports it."""
+    return with_bf16_where_supported(SFT_DEFAULTS, **overrides)
 
 
 def _row(input_ids: list[int], agent_mask: list[int]) -> dict[str, list[int]]:
