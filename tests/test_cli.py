@@ -17,8 +17,11 @@ def test_config_flags_parse_json_dicts_optional_numbers_and_exploration():
 
 
 def test_grpo_uses_the_measured_turn_cap_only_where_it_was_measured():
-    assert GRPOTrainingConfig().max_turns == 12
-    assert GRPOTrainingConfig(env_kwargs={"size": 4, "observation": "compact"}).max_turns == 12
-    assert GRPOTrainingConfig(env_kwargs={"size": 5}).max_turns is None
-    assert GRPOTrainingConfig(env="interplay/CodeBreaker-v0").max_turns is None
-    assert GRPOTrainingConfig(max_turns=30).max_turns == 30
+    import dataclasses
+
+    assert GRPOTrainingConfig().turn_cap() == 12
+    assert GRPOTrainingConfig(env_kwargs={"size": 4, "observation": "compact"}).turn_cap() == 12
+    assert GRPOTrainingConfig(env_kwargs={"size": 5}).turn_cap() is None
+    assert GRPOTrainingConfig(env="interplay/CodeBreaker-v0").turn_cap() is None
+    assert GRPOTrainingConfig(max_turns=30).turn_cap() == 30
+    assert dataclasses.replace(GRPOTrainingConfig(), env="interplay/CodeBreaker-v0").turn_cap() is None

@@ -88,7 +88,7 @@ class GRPOTrainingConfig:
         seed_start: first training seed.
         max_turns: a turn cap on top of the environment's own, for the training episodes and the held-out
             scores logged during training (None: ``GRPO_TURN_CAPS[env]`` where the environment has a
-            measured one, else the environment's own; pass a large number to keep the environment's own).
+            measured one, else the environment's own; see ``turn_cap()``; pass a large number to keep the environment's own).
         max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
         discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
         exploration: reward shapers applied per group (``interplay.training.exploration``): an
@@ -123,13 +123,18 @@ class GRPOTrainingConfig:
                              f"{self.max_new_tokens}, {self.eval_episodes}, {self.eval_every}.")
         if not isinstance(self.env_kwargs, dict):
             raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
-        if self.max_turns is None and self.env in GRPO_TURN_CAPS:
-            cap, assumes = GRPO_TURN_CAPS[self.env]
-            if all(self.env_kwargs.get(key, value) == value for key, value in assumes.items()):
-                self.max_turns = cap
         if isinstance(self.exploration, dict):  # from YAML / JSON
             self.exploration = ExplorationConfig(**self.exploration)
         elif isinstance(self.exploration, str):  # the command line's short form
             self.exploration = ExplorationConfig.from_spec(self.exploration)
         if not self.critique_weight >= 0.0:
             raise ValueError(f"critique_weight must be >= 0 (0 disables the critique loss), got {self.critique_weight!r}.")
+
+    def turn_cap(self) -> int | None:
+        """The cap GRPO plays episodes with: ``max_turns``, else the measured one (``GRPO_TURN_CAPS``) where
+        this env and kwargs have one, else None (the environment's own). Derived, not stored, so a config
+        copied to another env (``dataclasses.replace``) does not carry a cap measured for this one."""
+        if self.max_turns is not None or self.env not in GRPO_TURN_CAPS:
+            return self.max_turns
+        cap, assumes = GRPO_TURN_CAPS[self.env]
+        return cap if all(self.env_kwargs.get(key, value) == value for key, value in assumes.items()) else None

@@ -222,7 +222,7 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
         agent = HFAgent(model, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
                         max_new_tokens=config.max_new_tokens)
-        played = rollout(specs, agent, max_turns=config.max_turns)
+        played = rollout(specs, agent, max_turns=config.turn_cap())
         out = episode_fields(played, tokenizer.eos_token_id, config.discount)
         if wants_hidden:
             out["hidden"] = episode_hidden(model, out["prompt_ids"], out["completion_ids"], out["env_mask"])
@@ -370,7 +370,7 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
     groups_per_step = max(1, groups_per_step // args.num_generations)
     tasks = config.tasks or max(1, args.max_steps) * groups_per_step
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
-                                     config.max_turns, config.max_new_tokens)
+                                     config.turn_cap(), config.max_new_tokens)
     trainer = CritiqueGRPOTrainer(model=model, reward_funcs=EpisodeReward(config.exploration), args=args,
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
                                   rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks],
