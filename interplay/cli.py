@@ -23,13 +23,30 @@ def _env_kwargs(text: str | None) -> dict[str, Any]:
     return kwargs
 
 
-def _agent(args: argparse.Namespace) -> Any:
+def _chat_template_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--chat-template-kwargs must be a JSON object, e.g. '{{\"enable_thinking\": false}}': "
+                         f"{error}") from None
+    if not isinstance(kwargs, dict):
+        raise SystemExit(f"--chat-template-kwargs must be a JSON object, got {text!r}.")
+    return kwargs
+
+
+def _agent(args: argparse.Namespace, model: str | None = None) -> Any:
     from interplay.agents import from_spec
 
+    model = model or args.model
+    if model in ("expert", "random", "human"):
+        return from_spec(model)
     sampling: dict[str, Any] = {"temperature": args.temperature, "max_new_tokens": args.max_new_tokens}
-    if args.model in ("expert", "random", "human"):
-        sampling = {}
-    return from_spec(args.model, **sampling)
+    if not model.startswith("openai:"):
+        sampling.update(chat_template_kwargs=_chat_template_kwargs(args.chat_template_kwargs),
+                        thinking_budget=args.thinking_budget)
+    return from_spec(model, **sampling)
 
 
 def _add_sampling(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +56,10 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-turns", type=int, default=None, help="cap on agent turns per episode")
+    parser.add_argument("--chat-template-kwargs", default=None, metavar="JSON",
+                        help="JSON object passed to the model's chat template, e.g. '{\"enable_thinking\": false}'")
+    parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
+                        help="reasoning models: close the thinking part after N tokens (default: no limit)")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -72,10 +93,12 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     from interplay import models
+    from interplay.agents.chat import ChatEncoder
     from interplay.rollout import EnvSpec, rollout, save_trajectories
 
     agent = _agent(args)
-    tokenizer = None if agent.tokenizer is not None else models.load_tokenizer(args.tokenizer)
+    tokenizer = None if agent.tokenizer is not None else ChatEncoder(
+        models.load_tokenizer(args.tokenizer), _chat_template_kwargs(args.chat_template_kwargs))
     spec = EnvSpec(args.env, _env_kwargs(args.env_kwargs))
     seeds = range(args.seed_start, args.seed_start + args.n)
     trajectories = rollout(spec, agent, seeds=seeds, group_size=args.group_size, max_turns=args.max_turns,
@@ -99,7 +122,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.out).touch()
     results = {}
     for name in names:  # one agent in memory at a time; every model plays the same seeds
-        agent = _agent(argparse.Namespace(**{**vars(args), "model": name}))
+        agent = _agent(args, name)
         coverage = args.coverage and getattr(agent, "model", None) is not None
         if args.coverage and not coverage:
             print(f"{name}: no coverage profile (it needs a model's log-likelihoods; {name!r} is not a model)")

@@ -166,7 +166,8 @@ def evaluate(
         trajectories.extend(played)
     result = summarize(env_id, agent.name, played, entropy_from_logprobs=_samples_log_probs(agent))
     if coverage:
-        result.update(coverage_report(agent.model, agent.tokenizer, env_id, seeds, env_kwargs=env_kwargs,
+        # The agent's encoder: the expert's replies are encoded with its chat-template kwargs.
+        result.update(coverage_report(agent.model, agent.encoder, env_id, seeds, env_kwargs=env_kwargs,
                                       max_turns=max_turns, grid=coverage_grid))
     return result
 
@@ -175,8 +176,8 @@ def evaluate(
 def expert_trajectories(env_id: str, seeds: Sequence[int], tokenizer: Any, *,
                         env_kwargs: dict[str, Any] | None = None, max_turns: int | None = None,
                         batch_size: int = 256) -> list[Trajectory]:
-    """One expert episode per seed, tokenized with ``tokenizer`` (so ``agent_mask`` marks the expert's
-    reply tokens). Raises ``ValueError`` if the environment has no expert."""
+    """One expert episode per seed, tokenized with ``tokenizer`` (a tokenizer or a ``ChatEncoder``; so
+    ``agent_mask`` marks the expert's reply tokens). Raises ``ValueError`` if the environment has no expert."""
     specs = [EnvSpec(env_id, dict(env_kwargs or {}), int(seed)) for seed in seeds]
     played: list[Trajectory] = []
     for start in range(0, len(specs), batch_size):

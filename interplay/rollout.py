@@ -64,6 +64,10 @@ class Trajectory:
     infos: list[dict[str, Any]]
     group: int
     manifest: dict[str, Any]
+    #: Where ``prompt_ids + completion_ids`` (+ the last reply's close) part from a fresh render of
+    #: ``messages`` with the chat template: the first differing index, None when they are identical (or
+    #: the trajectory has no ids). Templates that drop earlier reasoning make them differ by design.
+    fresh_render_diff: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +139,8 @@ class _Episode:
         self.messages: list[Message] = [{"role": "system", "content": system}] if system else []
         self.messages.append({"role": "user", "content": observation})
         self.new: list[Message] = list(self.messages)  # messages the agent has not seen yet
+        self.system = system or None
+        self.last_reply: list[int] = []  # the ids of the last reply (what closes it depends on them)
         self.prompt_ids: list[int] = []
         self.completion_ids: list[int] = []
         self.agent_mask: list[int] = []
@@ -144,16 +150,31 @@ class _Episode:
         self.invalid_actions = 0
         self.terminated = self.truncated = False
 
-    def add_ids(self, context: list[int], sampled: list[int], logprobs: list[float] | None) -> None:
+    def add_ids(self, context: list[int], reply: list[int], logprobs: list[float] | None,
+                mask: list[int] | None = None) -> None:
         if not self.prompt_ids and not self.completion_ids:
             self.prompt_ids = list(context)
         else:
             self.completion_ids += context
             self.agent_mask += [0] * len(context)
             self.logprobs += [0.0] * len(context)
-        self.completion_ids += sampled
-        self.agent_mask += [1] * len(sampled)
-        self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(sampled)
+        self.completion_ids += reply
+        self.agent_mask += list(mask) if mask is not None else [1] * len(reply)
+        self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(reply)
+        self.last_reply = list(reply)
+
+    def text_agent_ids(self, encoder: ChatEncoder, text: str) -> None:
+        """Ids for a text agent's reply, made the way a model agent's session makes them."""
+        first = not self.prompt_ids
+        context = encoder.prompt(self.new) if first else encoder.close(self.last_reply) + encoder.delta(self.new, self.system)
+        self.add_ids(context, encoder.reply_ids(text), None)
+
+    def fresh_render_diff(self, encoder: ChatEncoder) -> int | None:
+        if not self.prompt_ids:
+            return None
+        last = max(i for i, m in enumerate(self.messages) if m["role"] == "assistant")
+        ids = self.prompt_ids + self.completion_ids + encoder.close(self.last_reply)
+        return encoder.fresh_render_diff(self.messages[: last + 1], ids)
 
 
 def rollout(
@@ -175,8 +196,8 @@ def rollout(
         group_size: G episodes per spec, reset with the same seed (a GRPO group); consecutive in
             the output, sharing ``Trajectory.group``.
         max_turns: a cap on agent turns per episode on top of the environment's own (truncates).
-        tokenizer: for text agents, tokenizes their replies so trajectories carry ids (model
-            agents carry their own).
+        tokenizer: for text agents, a tokenizer (or a ``ChatEncoder``, to pass chat-template kwargs)
+            that gives their replies ids, so trajectories carry ids (model agents carry their own).
         progress: show a tqdm bar over finished episodes.
     """
     if not isinstance(group_size, int) or group_size < 1:
@@ -190,8 +211,8 @@ def rollout(
         seed = spec.seed if spec.seed is not None else drawn.randrange(2**31)
         episodes += [_Episode(spec, seed, group) for _ in range(group_size)]
     model_ids = getattr(agent, "encoder", None) is not None
-    tokenizer = agent.tokenizer if model_ids else tokenizer
-    encoder = agent.encoder if model_ids else ChatEncoder(tokenizer) if tokenizer is not None else None
+    encoder = agent.encoder if model_ids else tokenizer if isinstance(tokenizer, ChatEncoder) else \
+        ChatEncoder(tokenizer) if tokenizer is not None else None
     manifest = {
         "agent": agent.name,
         "agent_class": type(agent).__name__,
@@ -226,13 +247,13 @@ def rollout(
                 error = f"agent {agent.name!r} returned no reply for this episode"
             if encoder is not None:
                 if model_ids and reply.token_ids is not None:
-                    episode.add_ids(reply.context_ids or [], reply.token_ids, reply.logprobs)
+                    episode.add_ids(reply.context_ids or [], reply.token_ids, reply.logprobs, reply.token_mask)
                 else:
-                    history = episode.messages[: len(episode.messages) - len(episode.new)]
-                    context = encoder.prompt(episode.new) if not history else encoder.user_delta(history, episode.new)
-                    full = history + episode.new
-                    episode.add_ids(context, encoder.encode(encoder.assistant_text(full, reply.text)), None)
-            episode.messages.append({"role": "assistant", "content": reply.text})
+                    episode.text_agent_ids(encoder, reply.text)
+            message = {"role": "assistant", "content": reply.text}
+            if reply.reasoning is not None:
+                message["reasoning_content"] = reply.reasoning
+            episode.messages.append(message)
             observation, reward, terminated, truncated, info = episode.env.step(reply.text)
             info = _jsonable(info)
             if error:
@@ -256,10 +277,10 @@ def rollout(
                 bar.update(len(finished))
     if bar is not None:
         bar.close()
-    return [_trajectory(episode, manifest) for episode in episodes]
+    return [_trajectory(episode, manifest, encoder) for episode in episodes]
 
 
-def _trajectory(episode: _Episode, manifest: dict[str, Any]) -> Trajectory:
+def _trajectory(episode: _Episode, manifest: dict[str, Any], encoder: ChatEncoder | None) -> Trajectory:
     last = episode.infos[-1]
     env = episode.env.unwrapped
     return Trajectory(
@@ -283,6 +304,7 @@ def _trajectory(episode: _Episode, manifest: dict[str, Any]) -> Trajectory:
         group=episode.group,
         manifest={"env_id": episode.spec.id, "env_kwargs": _jsonable(episode.spec.kwargs), "seed": episode.seed,
                   **manifest},
+        fresh_render_diff=episode.fresh_render_diff(encoder) if encoder is not None else None,
     )
 
 

@@ -35,11 +35,11 @@ def test_chat_template_is_compact_and_incremental():
     rendered = tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
     assert rendered == "<|system|>S<|end|><|user|>obs<|end|><|assistant|>"
     encoder = ChatEncoder(tokenizer)
-    history.append({"role": "assistant", "content": "r"})
     # An environment turn costs its characters plus 3 template tokens.
-    delta = encoder.user_delta(history, [{"role": "user", "content": "next"}])
+    delta = encoder.delta([{"role": "user", "content": "next"}], system="S")
     assert tokenizer.decode(delta) == "<|user|>next<|end|><|assistant|>" and len(delta) == 4 + 3
-    assert encoder.assistant_close(history[:-1], "r") == [tokenizer.eos_token_id]
+    # A reply's end-of-turn id is eos, which the model samples: nothing more closes it.
+    assert encoder.close_ids == [tokenizer.eos_token_id] and encoder.close(encoder.reply_ids("r")) == []
     with pytest.raises(Exception, match="role must be"):
         tokenizer.apply_chat_template([{"role": "tool", "content": "x"}], tokenize=False)
 

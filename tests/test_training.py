@@ -58,7 +58,7 @@ def test_dagger_labels_the_learners_states_with_the_expert(tmp_path):
     model, tokenizer = models.load("tiny")
     labeler = ExpertLabeler(HFAgent(model, tokenizer, max_new_tokens=2, seed=0))
     played = rollout(EnvSpec(MAZE), labeler, seeds=[0, 1], max_turns=3)
-    rows = dagger_rows(played, labeler.labels, tokenizer)
+    rows = dagger_rows(played, labeler.labels, labeler.encoder)
     assert len(rows) == sum(t.turns for t in played)
     for t, row in zip(played, rows[: played[0].turns]):
         # The first row: the learner's prompt, then the expert's first move of that maze.

@@ -42,6 +42,9 @@ class Reply:
     (see ``HFAgent``), ``context_ids`` the ids fed to the model for this turn before sampling (the
     prompt on a row's first turn, then the chat-template delta of the new messages).
     ``finish_reason``: "stop" (eos or a stop string), "length" (max_new_tokens) or "error".
+    ``reasoning``: the thinking part of a reasoning model's reply (``text`` is then the answer alone,
+    which is all the environment gets). ``token_mask``: per id of ``token_ids``, 1 where the model
+    sampled it, 0 where it was inserted (a thinking budget's closing marker); None means all sampled.
     """
 
     text: str
@@ -50,6 +53,8 @@ class Reply:
     context_ids: list[int] | None = None
     finish_reason: str = "stop"
     error: str | None = None
+    reasoning: str | None = None
+    token_mask: list[int] | None = None
 
 
 def as_reply(value: Any) -> Reply:

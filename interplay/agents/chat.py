@@ -1,88 +1,346 @@
-"""Token ids of a growing chat: the prompt, then each new turn as the chat-template *delta*.
+"""Token ids of a growing chat, for any chat template: token in, token out.
 
-A multi-turn episode is one token sequence. Turn t appends ``render(history + new) - render(history)``
-(strings), tokenized on its own: exactly what a KV-cached model is fed, and what training sees.
-This needs the template's prefix property — rendering a longer history only appends text — which
-``ChatEncoder`` checks on every turn and reports clearly when a template breaks it (e.g. templates
-that rewrite earlier assistant turns).
+A multi-turn episode is one token sequence, built only by appending:
+
+- the **prompt**: the first messages rendered with the generation prompt, tokenized once;
+- each **reply**: the ids the model sampled, as they are (ending in a stop id when it stopped);
+- the **close** of a reply: the template's own end-of-turn ids after the reply (e.g. ``<|im_end|>``
+  ``\\n``), less the stop id the model already sampled;
+- each **delta**: the ids of new environment messages plus the generation prompt.
+
+Nothing is re-rendered or re-tokenized after the fact, so the ids trained on are the ids the model
+was fed and sampled. The delta of new messages does not depend on how the earlier history would
+re-render: it is cut out of a fixed *reference conversation* (``[system] + user + assistant``, then
+the new messages), at the token where the new messages start, from a tokenization of the whole
+reference text (so a token that straddles the join, like SentencePiece's ``▁[``, is tokenized as in
+context). That works for templates that drop earlier reasoning (Qwen3), ``trim`` content (Llama 3,
+Gemma), inject default system prompts or dates (Qwen2.5, Llama 3.1), fold the system prompt into
+the first user turn (Gemma) or reject a system role (Mistral v0.1; interplay then folds it itself).
+
+Where a template rewrites history (drops earlier ``<think>`` blocks), the sequence differs from a
+fresh render of the final history; interplay trains on what the model actually saw, and
+``fresh_render_diff`` reports where the two part (``Trajectory.fresh_render_diff``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Message = dict[str, str]
 
+#: Used, with a warning that names it, for tokenizers without a chat template (base models).
+PLAIN_TEMPLATE_NAME = "interplay-plain"
+PLAIN_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}{{ message['content'] + '\n\n' }}"
+    "{%- elif message['role'] == 'user' -%}{{ 'User: ' + message['content'] + '\n' }}"
+    "{%- else -%}{{ 'Assistant: ' + message['content'] + eos_token + '\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'Assistant: ' }}{%- endif -%}"
+)
+# The fixed reference conversation new messages are cut out of. Plain words, so no template trims or
+# rewrites them, and a reply that no system prompt or observation will contain.
+_REFERENCE_USER = "Reference question."
+_REFERENCE_REPLY = "Reference reply zq7."
+_PROBE_SYSTEM = "Probe system text zq7."
+#: Reasoning markers looked for in a chat template (the first pair the template mentions is used).
+THINKING_MARKERS = (("<think>", "</think>"), ("<thinking>", "</thinking>"), ("<|begin_of_thought|>", "<|end_of_thought|>"))
+
 
 class ChatTemplateError(ValueError):
-    """The tokenizer's chat template cannot be used incrementally (or is missing)."""
+    """The tokenizer's chat template cannot be used to encode turns (the message says why)."""
+
+
+def _name(tokenizer: Any) -> str:
+    return getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+
+
+@dataclass(frozen=True)
+class Reasoned:
+    """A reply split into its thinking part (None: no thinking) and the answer an environment gets."""
+
+    reasoning: str | None
+    answer: str
 
 
 class ChatEncoder:
-    """Renders and tokenizes chat histories turn by turn with ``tokenizer``'s chat template."""
+    """Encodes chat turns with ``tokenizer``'s chat template (see the module docstring).
 
-    def __init__(self, tokenizer: Any) -> None:
-        if not getattr(tokenizer, "chat_template", None):
-            raise ChatTemplateError(
-                f"tokenizer {getattr(tokenizer, 'name_or_path', tokenizer)!r} has no chat template; "
-                "set tokenizer.chat_template (a Jinja template with system/user/assistant roles)."
-            )
+    Args:
+        tokenizer: a Hugging Face tokenizer (fast tokenizers give exact joins through offsets).
+        chat_template_kwargs: passed to every render, e.g. ``{"enable_thinking": False}`` for Qwen3.
+        stop_ids: ids that end a reply besides the tokenizer's eos and the template's end-of-turn id,
+            e.g. every id of ``generation_config.eos_token_id``.
+    """
+
+    def __init__(self, tokenizer: Any, chat_template_kwargs: dict[str, Any] | None = None,
+                 stop_ids: Iterable[int] = ()) -> None:
+        if chat_template_kwargs is not None and not isinstance(chat_template_kwargs, dict):
+            raise TypeError(f"chat_template_kwargs must be a dict (e.g. {{'enable_thinking': False}}), got "
+                            f"{chat_template_kwargs!r:.80}.")
         self.tokenizer = tokenizer
-
-    def render(self, messages: list[Message], add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.template = getattr(tokenizer, "chat_template", None)
+        self.template_name = "tokenizer"
+        if not isinstance(self.template, str) or not self.template:
+            if isinstance(self.template, dict):
+                raise ChatTemplateError(f"tokenizer {_name(tokenizer)!r} has several named chat templates "
+                                        f"({sorted(self.template)}); set tokenizer.chat_template to one of them.")
+            if tokenizer.eos_token is None:
+                raise ChatTemplateError(f"tokenizer {_name(tokenizer)!r} has neither a chat template nor an eos "
+                                        "token, so replies could never end; set tokenizer.chat_template.")
+            warnings.warn(
+                f"tokenizer {_name(tokenizer)!r} has no chat template (a base model?): using interplay's plain "
+                f"fallback template {PLAIN_TEMPLATE_NAME!r} ('User: ...' / 'Assistant: ...' lines, replies end "
+                "with eos). Set tokenizer.chat_template to use another.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.template, self.template_name = PLAIN_TEMPLATE, PLAIN_TEMPLATE_NAME
+        self.offsets = bool(getattr(tokenizer, "is_fast", False))
+        self.system_role = self._probe_system_role()
+        self.thinking = self._find_thinking_markers()
+        self.generation_opens_thinking = self._probe_generation_opens_thinking()
+        self.close_ids = self._probe_close()
+        eos = tokenizer.eos_token_id
+        self.stop_ids: frozenset[int] = frozenset(
+            {*(int(i) for i in stop_ids), *([eos] if eos is not None else []), *self._special_head(self.close_ids)}
         )
+        if not self.stop_ids:
+            raise ChatTemplateError(f"tokenizer {_name(tokenizer)!r} has no eos token and its template closes a "
+                                    "reply with no special token: replies could never end.")
+        self.end_id = self.close_ids[0] if self.close_ids and self.close_ids[0] in self.stop_ids else eos
+
+    # ---- rendering and tokenizing ---------------------------------------------------------------
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
+        messages = self._fold_system(messages)
+        try:
+            return self.tokenizer.apply_chat_template(
+                messages, chat_template=self.template, tokenize=False, add_generation_prompt=add_generation_prompt,
+                **self.chat_template_kwargs,
+            )
+        except Exception as error:
+            raise ChatTemplateError(
+                f"the chat template of {_name(self.tokenizer)!r} failed to render {len(messages)} messages "
+                f"(roles {[m['role'] for m in messages]}): {type(error).__name__}: {error}"
+            ) from error
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def prompt(self, messages: list[Message]) -> list[int]:
-        """Ids of ``messages`` followed by the generation prompt."""
+    def _fold_system(self, messages: Sequence[Message]) -> list[Message]:
+        """Templates without a system role get the system prompt at the head of the first user message."""
+        messages = list(messages)
+        if self.system_role or not messages or messages[0]["role"] != "system":
+            return messages
+        system, rest = messages[0]["content"], messages[1:]
+        if rest and rest[0]["role"] == "user":
+            return [{**rest[0], "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+        return [{"role": "user", "content": system}, *rest]
+
+    # ---- the four parts of a sequence ----------------------------------------------------------
+    def prompt(self, messages: Sequence[Message]) -> list[int]:
+        """Ids of the first ``messages`` followed by the generation prompt."""
         return self.encode(self.render(messages, add_generation_prompt=True))
 
-    def _suffix(self, before: str, after: str, what: str) -> str:
-        if not after.startswith(before):
+    def delta(self, new_messages: Sequence[Message], system: str | None = None) -> list[int]:
+        """Ids that follow a closed assistant reply: ``new_messages`` and the generation prompt.
+
+        ``system``: the episode's system prompt, for templates that render it relative to the newest
+        message (it is part of the reference conversation, so such templates see it where they put it).
+        """
+        return self.delta_spans(new_messages, system)[0]
+
+    def delta_spans(self, new_messages: Sequence[Message], system: str | None = None
+                    ) -> tuple[list[int], str, list[tuple[int, int]]]:
+        """``delta`` with its text and each id's character span in that text (None spans without a
+        fast tokenizer): what ``interplay.training.grpo.critique_mask`` marks feedback tokens with."""
+        reference = self._reference(system)
+        text = self.render([*reference, *new_messages], add_generation_prompt=True)
+        ids, spans, first_close, first_new = self._split(text, reference)
+        if ids[first_close:first_new] != self.close_ids:
             raise ChatTemplateError(
-                f"the chat template of {getattr(self.tokenizer, 'name_or_path', '?')!r} does not render "
-                f"{what} as an extension of the shorter history (the prefix property fails), so turns "
-                "cannot be tokenized incrementally. Use a template that only appends text per message."
-                f"\n  shorter: ...{before[-120:]!r}\n  longer:  ...{after[len(before) - 120 :][:240]!r}"
+                f"the chat template of {_name(self.tokenizer)!r} closes an assistant reply with different ids "
+                f"depending on what follows ({self.close_ids} vs {ids[first_close:first_new]}), so turns cannot "
+                "be appended."
             )
-        return after[len(before) :]
+        start = spans[first_new][0] if first_new < len(spans) else len(text)
+        return ids[first_new:], text[start:], [(a - start, b - start) for a, b in spans[first_new:]]
 
-    def user_delta(self, history: list[Message], new_messages: list[Message]) -> list[int]:
-        """Ids that extend a history ending in a (closed) assistant turn by ``new_messages`` and the
-        generation prompt."""
-        before = self.render(history, add_generation_prompt=False)
-        after = self.render(history + new_messages, add_generation_prompt=True)
-        return self.encode(self._suffix(before, after, "new environment messages"))
+    def close(self, reply_ids: Sequence[int]) -> list[int]:
+        """Ids that close a reply whose ids were ``reply_ids``: the template's end-of-turn ids, less the
+        end-of-turn id when the model sampled it (a reply cut at max_new_tokens gets them all)."""
+        if reply_ids and self.close_ids and reply_ids[-1] == self.close_ids[0]:
+            return self.close_ids[1:]
+        return list(self.close_ids)
 
-    def assistant_text(self, history: list[Message], content: str) -> str:
-        """The text the template appends after the generation prompt for an assistant reply
-        ``content`` (e.g. ``content + "<|end|>"``)."""
-        before = self.render(history, add_generation_prompt=True)
-        after = self.render(history + [{"role": "assistant", "content": content}], add_generation_prompt=False)
-        return self._suffix(before, after, "an assistant reply")
+    def reply_ids(self, text: str) -> list[int]:
+        """Ids of a text agent's reply (expert, random, remote): the text, then the end-of-turn id."""
+        return self.encode(text) + ([self.end_id] if self.end_id is not None else [])
 
-    def assistant_close(self, history: list[Message], content: str) -> list[int]:
-        """Ids that close an assistant reply whose text ``content`` was already fed (e.g. [eos])."""
-        text = self.assistant_text(history, content)
-        if not text.startswith(content):
+    # ---- reasoning ------------------------------------------------------------------------------
+    def split_reasoning(self, text: str) -> Reasoned:
+        """The thinking part and the answer of a reply (the environment gets only the answer).
+
+        A reply whose thinking never closed (cut at max_new_tokens) has an empty answer."""
+        if self.thinking is None:
+            return Reasoned(None, text)
+        opener, closer = self.thinking
+        at = text.rfind(closer)
+        if at >= 0:
+            thought = text[:at]
+            head = thought.find(opener)
+            return Reasoned(thought[head + len(opener):] if head >= 0 else thought, text[at + len(closer):].lstrip())
+        if self.generation_opens_thinking or opener in text:
+            return Reasoned(text.split(opener, 1)[-1], "")
+        return Reasoned(None, text)
+
+    def assistant_message(self, text: str) -> Message:
+        """The history message of a reply: the answer, and the thinking as ``reasoning_content``."""
+        parts = self.split_reasoning(text)
+        message = {"role": "assistant", "content": parts.answer}
+        if parts.reasoning is not None:
+            message["reasoning_content"] = parts.reasoning
+        return message
+
+    def _probe_generation_opens_thinking(self) -> bool:
+        """Whether the generation prompt itself opens a thinking block (the model starts inside it)."""
+        if self.thinking is None:
+            return False
+        opener, closer = self.thinking
+        tail = self.render([{"role": "user", "content": _REFERENCE_USER}], add_generation_prompt=True)
+        tail = tail[tail.rfind(_REFERENCE_USER):]
+        return tail.rfind(opener) > tail.rfind(closer)
+
+    # ---- what a fresh render would give ----------------------------------------------------------
+    def fresh_render_diff(self, messages: Sequence[Message], ids: Sequence[int]) -> int | None:
+        """Where ``ids`` (a sequence ending in a reply and its close) part from a fresh render of
+        ``messages`` (ending in that reply): the first differing index, or None when they are equal."""
+        fresh = self.encode(self.render(messages, add_generation_prompt=False))
+        for i, (a, b) in enumerate(zip(fresh, ids)):
+            if a != b:
+                return i
+        return None if len(fresh) == len(ids) else min(len(fresh), len(ids))
+
+    # ---- probes (run once) ----------------------------------------------------------------------
+    def _reference(self, system: str | None) -> list[Message]:
+        head = [{"role": "system", "content": system}] if system else []
+        return [*head, {"role": "user", "content": _REFERENCE_USER},
+                {"role": "assistant", "content": _REFERENCE_REPLY}]
+
+    def _split(self, text: str, reference: Sequence[Message]) -> tuple[list[int], list[tuple[int, int]], int, int]:
+        """Tokenize a reference conversation + new messages: (ids, character spans, index of the first
+        id that closes the reference reply, index of the first id of the new messages)."""
+        closed = self.render(reference, add_generation_prompt=False)
+        at = closed.rfind(_REFERENCE_REPLY)
+        if at < 0 or text.find(_REFERENCE_REPLY) < 0:
             raise ChatTemplateError(
-                "the chat template changes the assistant's reply text when rendering it (e.g. strips "
-                "it), so a sampled reply cannot be closed incrementally; use a template that renders "
-                "message['content'] verbatim."
+                f"the chat template of {_name(self.tokenizer)!r} does not render an assistant message's content "
+                "(a reply never appears in the rendered text), so replies cannot be placed in the sequence."
             )
-        return self.encode(text[len(content) :])
+        close_text = closed[at + len(_REFERENCE_REPLY):]
+        reply_end = text.find(_REFERENCE_REPLY) + len(_REFERENCE_REPLY)
+        if not text.startswith(close_text, reply_end):
+            raise ChatTemplateError(
+                f"the chat template of {_name(self.tokenizer)!r} closes an assistant reply differently when more "
+                f"messages follow ({close_text!r} at the end, {text[reply_end:reply_end + len(close_text) + 20]!r} "
+                "before a new message), so a reply's end-of-turn ids are not well defined."
+            )
+        new_start = reply_end + len(close_text)
+        ids, spans = self._tokenize_with_spans(text, (reply_end, new_start))
+        first_close = next((i for i, (a, b) in enumerate(spans) if b > reply_end), len(ids))
+        if first_close < len(ids) and spans[first_close][0] < reply_end:
+            raise ChatTemplateError(
+                f"with the chat template of {_name(self.tokenizer)!r}, a token spans the end of the reply and its "
+                f"end-of-turn text ({close_text!r}), so a sampled reply cannot be closed by appending ids."
+            )
+        # The first token holding a character of the new messages starts the delta; a token that
+        # straddles the join (e.g. SentencePiece's "▁[") belongs to the delta, as in context.
+        first_new = next((i for i, (a, b) in enumerate(spans) if b > new_start), len(ids))
+        return ids, spans, first_close, first_new
 
-    def fingerprint(self) -> dict[str, str]:
-        """Hashes of the tokenizer (vocabulary + pipeline) and of the chat template."""
+    def _tokenize_with_spans(self, text: str, cuts: tuple[int, ...]) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids of ``text`` and their character spans. A slow tokenizer has no offsets: the text is then
+        tokenized piece by piece between ``cuts``, and each id gets its piece's span."""
+        if self.offsets:
+            encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            return list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        bounds = [0, *cuts, len(text)]
+        for a, b in zip(bounds, bounds[1:]):
+            piece = self.encode(text[a:b])
+            ids += piece
+            spans += [(a, b)] * len(piece)
+        return ids, spans
+
+    def _probe_close(self) -> list[int]:
+        reference = self._reference(None)
+        text = self.render([*reference, {"role": "user", "content": _REFERENCE_USER}], add_generation_prompt=True)
+        ids, _, first_close, first_new = self._split(text, reference)
+        return ids[first_close:first_new]
+
+    def _probe_system_role(self) -> bool:
+        messages = [{"role": "system", "content": _PROBE_SYSTEM}, {"role": "user", "content": _REFERENCE_USER}]
+        try:
+            text = self.tokenizer.apply_chat_template(messages, chat_template=self.template, tokenize=False,
+                                                      add_generation_prompt=True, **self.chat_template_kwargs)
+        except Exception:  # e.g. Mistral v0.1: raise_exception('Only user and assistant roles are supported!')
+            return False
+        return _PROBE_SYSTEM in text
+
+    def _find_thinking_markers(self) -> tuple[str, str] | None:
+        return next(((a, b) for a, b in THINKING_MARKERS if b in self.template), None)
+
+    def _special_head(self, ids: Sequence[int]) -> list[int]:
+        special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        special |= {i for i, token in added.items() if getattr(token, "special", False)}
+        return [ids[0]] if ids and ids[0] in special else []
+
+    # ---- reports --------------------------------------------------------------------------------
+    def quirks(self) -> dict[str, Any]:
+        """What the template does that matters for multi-turn encoding (``interplay doctor`` prints it)."""
+        one = [{"role": "user", "content": _REFERENCE_USER}]
+        bare = self.render(one, add_generation_prompt=True)
+        padded = self.render([{"role": "user", "content": f"  {_REFERENCE_USER}\n"}], add_generation_prompt=True)
+        history = [*one, {"role": "assistant", "content": _REFERENCE_REPLY, "reasoning_content": "thought"}]
+        longer = self.render([*history, {"role": "user", "content": "next"}], add_generation_prompt=True)
+        short = self.render(history, add_generation_prompt=False)
+        return {
+            "template": self.template_name,
+            "prefix_stable": longer.startswith(short),
+            "trims_content": f"  {_REFERENCE_USER}\n" not in padded,
+            "system_role": self.system_role,
+            "default_system_prompt": self._default_system_prompt(bare[: bare.find(_REFERENCE_USER)]),
+            "thinking_markers": list(self.thinking) if self.thinking else None,
+            "rewrites_history": self.thinking is not None and "thought" in short and "thought" not in longer,
+            "generation_prompt_opens_thinking": self.generation_opens_thinking,
+            "chat_template_kwargs": self.chat_template_kwargs,
+        }
+
+    def _default_system_prompt(self, head: str) -> str | None:
+        """Text a template puts before the first user message without being given a system prompt,
+        less special tokens and role names (e.g. Qwen2.5's "You are Qwen, ...")."""
+        ids = self.encode(head)
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = re.sub(r"(?i)\b(system|user|assistant|model)\b|\[/?INST\]|:", " ", text).strip()
+        return text if len(text.split()) >= 3 else None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Hashes of the tokenizer (vocabulary + pipeline) and of the chat template, and the kwargs."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         spec = backend.to_str() if backend is not None else repr(sorted(self.tokenizer.get_vocab().items()))
         return {
             "tokenizer": getattr(self.tokenizer, "name_or_path", ""),
             "tokenizer_sha256": hashlib.sha256(spec.encode()).hexdigest()[:16],
-            "chat_template_sha256": hashlib.sha256(self.tokenizer.chat_template.encode()).hexdigest()[:16],
+            "chat_template_sha256": hashlib.sha256(self.template.encode()).hexdigest()[:16],
+            "chat_template": self.template_name,
+            "chat_template_kwargs": self.chat_template_kwargs,
         }

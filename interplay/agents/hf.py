@@ -18,7 +18,14 @@ from typing import Any
 import torch
 
 from interplay.agents.base import Agent, AgentError, Reply, Session
-from interplay.agents.chat import ChatEncoder, Message
+from interplay.agents.chat import THINKING_MARKERS, ChatEncoder, Message
+
+
+def _ids(value: Any) -> list[int]:
+    """``generation_config.eos_token_id`` as a list (it is an int, a list or None)."""
+    if value is None:
+        return []
+    return [int(value)] if isinstance(value, int) else [int(v) for v in value]
 
 
 def _dropout_active(model: Any) -> bool:
@@ -34,9 +41,16 @@ class HFAgent(Agent):
         model: a loaded model, or a name for ``interplay.models.load`` ("tiny", a path, an HF id).
         tokenizer: required with a loaded model; loaded alongside a named one.
         temperature: 0 means greedy. top_p (1.0 = off), top_k (0 = off): nucleus / top-k filtering.
-        max_new_tokens: per reply. stop: strings that end a reply (kept in its text) besides eos.
+        max_new_tokens: per reply. stop: strings that end a reply (kept in its text) besides the stop ids.
         seed: seeds the sampling generator (None: torch's global RNG).
         device, dtype: for a named model (default: CUDA with bf16 where available, else CPU float32).
+        chat_template_kwargs: passed to the chat template, e.g. ``{"enable_thinking": False}`` (Qwen3).
+        thinking_budget: reasoning models: after this many thinking tokens, the closing marker
+            (``\n</think>\n\n``) is inserted (recorded with ``Reply.token_mask`` 0) and the answer follows.
+
+    A reply ends at any stop id: the tokenizer's eos, the template's end-of-turn id and every id of
+    ``model.generation_config.eos_token_id``. The environment gets the answer only (``Reply.text``);
+    a thinking part goes to ``Reply.reasoning`` and its ids stay in ``Reply.token_ids``.
 
     Recorded log-probs are those TRL's GRPO recomputes for its importance ratios:
     ``log_softmax(logits / temperature)`` at the sampled token, before top-k/top-p filtering
@@ -58,6 +72,8 @@ class HFAgent(Agent):
         seed: int | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        thinking_budget: int | None = None,
     ) -> None:
         if temperature < 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
             raise ValueError(
@@ -66,6 +82,8 @@ class HFAgent(Agent):
             )
         if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
             raise ValueError(f"stop must be a list of non-empty strings, got {stop!r}.")
+        if thinking_budget is not None and (not isinstance(thinking_budget, int) or thinking_budget < 1):
+            raise ValueError(f"thinking_budget must be a positive integer (tokens) or None, got {thinking_budget!r}.")
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             from interplay import models
 
@@ -81,22 +99,37 @@ class HFAgent(Agent):
             name = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "") or "model"
             if tokenizer is None:
                 raise ValueError("HFAgent(model=<a loaded model>) also needs tokenizer=...")
-        if tokenizer.eos_token_id is None:
-            raise ValueError(f"tokenizer of {name!r} has no eos token; replies could never end.")
         self.model = model
         self.tokenizer = tokenizer
-        self.encoder = ChatEncoder(tokenizer)
+        generation = getattr(model, "generation_config", None)
+        self.encoder = ChatEncoder(tokenizer, chat_template_kwargs, stop_ids=_ids(getattr(generation, "eos_token_id", None)))
         self.name = name
         self.temperature, self.top_p, self.top_k = float(temperature), float(top_p), int(top_k)
         self.max_new_tokens = int(max_new_tokens)
         self.stop = list(stop)
         self.seed = seed
+        self.thinking_budget = thinking_budget
+        self.thinking_ids = self._thinking_ids() if thinking_budget is not None else None
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        # Padding is masked out, so any id does; a missing pad token (or one equal to eos) is fine.
+        pads = [tokenizer.pad_token_id, getattr(generation, "pad_token_id", None), *sorted(self.encoder.stop_ids)]
+        self.pad_id = next(int(i) for i in pads if isinstance(i, int))
         # transformers >= 5.24 renamed `past_key_values` to `cache`; looked up once, not per token.
         self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self.model_seconds = 0.0  # time spent in forward passes and sampling (benchmarks read it)
+
+    def _thinking_ids(self) -> tuple[int, int, list[int]]:
+        """(opening id, closing id, ids fed to close a thinking part) for ``thinking_budget``."""
+        markers = self.encoder.thinking
+        if markers is None:
+            raise ValueError(f"thinking_budget is set, but the chat template of {self.name!r} has no thinking "
+                             f"markers (looked for {[b for _, b in THINKING_MARKERS]}).")
+        ids = [self.encoder.encode(marker) for marker in markers]
+        if any(len(i) != 1 for i in ids):
+            raise ValueError(f"thinking_budget needs the thinking markers {markers} to be single tokens in the "
+                             f"tokenizer of {self.name!r}; they encode as {ids}.")
+        return ids[0][0], ids[1][0], self.encoder.encode(f"\n{markers[1]}\n\n")
 
     def sampling_params(self) -> dict[str, Any]:
         return {
@@ -106,6 +139,8 @@ class HFAgent(Agent):
             "max_new_tokens": self.max_new_tokens,
             "stop": self.stop,
             "seed": self.seed,
+            "chat_template_kwargs": self.encoder.chat_template_kwargs,
+            "thinking_budget": self.thinking_budget,
         }
 
     def start(self, n: int) -> HFSession:
@@ -143,12 +178,31 @@ class HFAgent(Agent):
 class _Row:
     """What a session remembers about one episode."""
 
-    __slots__ = ("history", "unfed", "pending_close")
+    __slots__ = ("started", "system", "unfed", "pending_close")
 
     def __init__(self) -> None:
-        self.history: list[Message] = []
+        self.started = False
+        self.system: str | None = None  # the episode's system prompt (some templates place it per turn)
         self.unfed: list[int] = []  # the last sampled token(s), not yet in the cache
-        self.pending_close: list[int] | None = None  # template ids that close the last reply
+        self.pending_close: list[int] = []  # template ids that close the last reply
+
+
+class _Sampled:
+    """One row's reply as it is sampled: ids, log-probs, which ids the model chose, thinking state."""
+
+    __slots__ = ("ids", "logprobs", "mask", "finish", "thinking", "thought")
+
+    def __init__(self, thinking: bool) -> None:
+        self.ids: list[int] = []
+        self.logprobs: list[float] = []
+        self.mask: list[int] = []  # 1: sampled, 0: inserted (the thinking budget's closing marker)
+        self.finish = ""
+        self.thinking, self.thought = thinking, 0
+
+    def add(self, ids: list[int], logprobs: list[float], sampled: bool) -> None:
+        self.ids += ids
+        self.logprobs += logprobs
+        self.mask += [int(sampled)] * len(ids)
 
 
 class HFSession(Session):
@@ -164,12 +218,11 @@ class HFSession(Session):
 
     def _context_ids(self, row: _Row, new: list[Message]) -> list[int]:
         encoder = self.agent.encoder
-        if not row.history:
-            row.history = list(new)
-            return encoder.prompt(row.history)
-        ids = row.pending_close + encoder.user_delta(row.history, new)
-        row.history.extend(new)
-        return ids
+        if not row.started:
+            row.started = True
+            row.system = new[0]["content"] if new and new[0]["role"] == "system" else None
+            return encoder.prompt(new)
+        return row.pending_close + encoder.delta(new, row.system)
 
     def _forward(self, chunk: list[list[int]]) -> torch.Tensor:
         """Feed one left-padded chunk per live row; return the logits of each row's last position."""
@@ -205,7 +258,7 @@ class HFSession(Session):
         self, new_messages: dict[int, list[Message]], expert_actions: dict[int, str | None] | None = None
     ) -> dict[int, Reply]:
         self._check_rows(new_messages)
-        agent, tokenizer = self.agent, self.agent.tokenizer
+        agent = self.agent
         if not self.live:
             return {}
         if _dropout_active(agent.model):
@@ -220,44 +273,50 @@ class HFSession(Session):
         logits = self._forward([self.rows[row].unfed + ids for row, ids in zip(self.live, contexts)])
         for row in self.live:
             self.rows[row].unfed = []
-        n = len(self.live)
-        sampled: list[list[int]] = [[] for _ in range(n)]
-        logps: list[list[float]] = [[] for _ in range(n)]
-        finish = [""] * n
-        eos = agent.tokenizer.eos_token_id
+        replies = [_Sampled(agent.encoder.generation_opens_thinking) for _ in self.live]
         for step in range(agent.max_new_tokens):
             tokens, logprobs = agent.sample(logits)
-            tokens_list, logprobs_list = tokens.tolist(), logprobs.tolist()
-            for i in range(n):
-                if finish[i]:
-                    continue
-                sampled[i].append(tokens_list[i])
-                logps[i].append(logprobs_list[i])
-                if tokens_list[i] == eos:
-                    finish[i] = "stop"
-                elif agent.stop and any(s in tokenizer.decode(sampled[i]) for s in agent.stop):
-                    finish[i] = "stop"
-                elif step == agent.max_new_tokens - 1:
-                    finish[i] = "length"
-            # Feed each row's newest token, unless the row already finished before this step.
-            feed = [[s[-1]] if len(s) == step + 1 else [] for s in sampled]
-            if all(finish):
+            feed = [self._advance(reply, token, logprob, step) if not reply.finish else []
+                    for reply, token, logprob in zip(replies, tokens.tolist(), logprobs.tolist())]
+            if all(reply.finish for reply in replies):
                 for row, ids in zip(self.live, feed):
                     self.rows[row].unfed = ids
                 break
             logits = self._forward(feed)
         self.agent.model_seconds += time.perf_counter() - started
-        replies = {}
-        for i, row in enumerate(self.live):
-            ended_with_eos = sampled[i][-1] == eos
-            text = tokenizer.decode(sampled[i][:-1] if ended_with_eos else sampled[i], skip_special_tokens=True)
-            state = self.rows[row]
-            close = agent.encoder.assistant_close(state.history, text)
-            # The sampled eos is the template's closing token for templates like interplay's tiny one.
-            state.pending_close = close[1:] if ended_with_eos and close[:1] == [eos] else close
-            state.history.append({"role": "assistant", "content": text})
-            replies[row] = Reply(text, sampled[i], logps[i], contexts[i], finish[i])
-        return replies
+        return {row: self._reply(self.rows[row], reply, context) for row, reply, context in zip(self.live, replies, contexts)}
+
+    def _advance(self, reply: _Sampled, token: int, logprob: float, step: int) -> list[int]:
+        """Record one sampled token; return the ids to feed next (the token, and any inserted ids)."""
+        agent = self.agent
+        reply.add([token], [logprob], sampled=True)
+        feed = [token]
+        if token in agent.encoder.stop_ids:
+            reply.finish = "stop"
+        elif agent.stop and any(s in agent.tokenizer.decode(reply.ids) for s in agent.stop):
+            reply.finish = "stop"
+        elif step == agent.max_new_tokens - 1:
+            reply.finish = "length"
+        elif agent.thinking_ids is not None:
+            opening, closing, close = agent.thinking_ids
+            if token in (opening, closing):
+                reply.thinking = token == opening
+            elif reply.thinking:
+                reply.thought += 1
+                if reply.thought >= agent.thinking_budget:
+                    reply.add(close, [0.0] * len(close), sampled=False)
+                    reply.thinking = False
+                    feed += close
+        return feed
+
+    def _reply(self, row: _Row, reply: _Sampled, context: list[int]) -> Reply:
+        encoder = self.agent.encoder
+        ended = reply.finish == "stop" and reply.ids[-1] in encoder.stop_ids
+        text = self.agent.tokenizer.decode(reply.ids[:-1] if ended else reply.ids, skip_special_tokens=True)
+        row.pending_close = encoder.close(reply.ids)
+        parts = encoder.split_reasoning(text)
+        return Reply(parts.answer, reply.ids, reply.logprobs, context, reply.finish, reasoning=parts.reasoning,
+                     token_mask=reply.mask)
 
     def drop(self, rows: Iterable[int]) -> None:
         gone = set(rows)

@@ -29,6 +29,10 @@ class ImitationConfig:
         eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every``
             optimizer steps and at the end (0 disables the periodic ones).
         max_new_tokens: per reply, when the learner plays (DAgger, evaluation).
+        chat_template_kwargs: passed to the model's chat template, e.g. ``{"enable_thinking": false}``
+            (Qwen3), for the expert data and whenever the learner plays.
+        thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
+            inserted when the learner plays (None: no limit).
     """
 
     env: str = "interplay/Maze-v0"
@@ -45,6 +49,8 @@ class ImitationConfig:
     eval_episodes: int = 100
     eval_every: int = 0
     max_new_tokens: int = 16
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    thinking_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("offline", "dagger"):
@@ -98,6 +104,9 @@ class GRPOTrainingConfig:
             feedback tokens in feedback environments (``interplay.training.grpo``); 0 disables it.
         eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every`` steps
             and at the end (0 disables the periodic ones).
+        chat_template_kwargs: passed to the model's chat template, e.g. ``{"enable_thinking": false}`` (Qwen3).
+        thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
+            inserted (None: no limit).
     """
 
     env: str = "interplay/Maze-v0"
@@ -112,6 +121,8 @@ class GRPOTrainingConfig:
     eval_episodes: int = 100
     eval_every: int = 0
     critique_weight: float = 0.0
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    thinking_budget: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount <= 1.0:

@@ -50,6 +50,7 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from interplay.agents.chat import ChatEncoder
 from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.seeds import EVAL_SEED_START, train_seeds
 from interplay.training.config import GRPOTrainingConfig
@@ -60,7 +61,7 @@ from interplay.training.exploration import (
     apply_shapers,
     build_shapers,
 )
-from interplay.training.imitation import HeldOutSuccessCallback, with_bf16_where_supported
+from interplay.training.imitation import HeldOutSuccessCallback, agent_kwargs, with_bf16_where_supported
 
 #: The GRPO hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``grpo_defaults``.
 GRPO_DEFAULTS: dict[str, Any] = {
@@ -137,17 +138,15 @@ def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: fl
     return out
 
 
-def critique_mask(trajectory: Trajectory, tokenizer: Any) -> list[int]:
+def critique_mask(trajectory: Trajectory, encoder: ChatEncoder) -> list[int]:
     """1 on the ``completion_ids`` of ``trajectory`` that spell a teacher's feedback, else 0.
 
-    Environment turn j (the j-th run of ``agent_mask`` 0) ends with the chat-template delta that carries
-    the observation of step j+1; where that step's ``info["teacher_feedback"]`` is not empty, the delta is
-    re-rendered and tokenized with offsets, and its tokens inside the feedback text are marked. Where
-    the re-rendered ids do not end the recorded run (a tokenizer without offsets, or one that
-    tokenizes differently in context) the whole environment turn is marked instead.
+    Environment turn j (the j-th run of ``agent_mask`` 0) is the close of the agent's reply and the delta
+    that carries the observation of step j+1; where that step's ``info["teacher_feedback"]`` is not
+    empty, the delta is encoded again with character spans (``ChatEncoder.delta_spans``) and its tokens
+    inside the feedback text are marked. Where those ids do not end the recorded run (the recording used
+    other template kwargs, say) the whole environment turn is marked instead.
     """
-    from interplay.agents.chat import ChatEncoder
-
     mask = [0] * len(trajectory.completion_ids)
     runs, start = [], None
     for i, bit in enumerate([*trajectory.agent_mask, 1]):
@@ -157,23 +156,19 @@ def critique_mask(trajectory: Trajectory, tokenizer: Any) -> list[int]:
             runs.append((start, i))
             start = None
     replies = [i for i, m in enumerate(trajectory.messages) if m["role"] == "assistant"]
-    encoder = ChatEncoder(tokenizer)
+    system = trajectory.messages[0]["content"] if trajectory.messages[0]["role"] == "system" else None
     for j, (lo, hi) in enumerate(runs):
         info = trajectory.infos[j + 1] if j + 1 < len(trajectory.infos) else {}
         feedback = info.get("teacher_feedback") or ""
-        if not feedback or j >= len(replies):
+        if not feedback or j >= len(replies) or replies[j] + 1 >= len(trajectory.messages):
             continue
-        history = trajectory.messages[: replies[j] + 1]
-        before = encoder.render(history, add_generation_prompt=False)
-        delta = encoder.render(trajectory.messages[: replies[j] + 2], add_generation_prompt=True)[len(before):]
-        at = delta.find(feedback)
-        encoded = tokenizer(delta, add_special_tokens=False, return_offsets_mapping=True) if at >= 0 else None
-        # The run may start with the ids that closed the agent's reply; the delta ends it.
-        first = hi - len(encoded["input_ids"]) if encoded is not None else hi
-        if encoded is None or first < lo or list(encoded["input_ids"]) != trajectory.completion_ids[first:hi]:
+        ids, text, spans = encoder.delta_spans([trajectory.messages[replies[j] + 1]], system)
+        at = text.find(feedback)
+        first = hi - len(ids)
+        if at < 0 or first < lo or ids != trajectory.completion_ids[first:hi]:
             mask[lo:hi] = [1] * (hi - lo)
             continue
-        for k, (a, b) in enumerate(encoded["offset_mapping"]):
+        for k, (a, b) in enumerate(spans):
             mask[first + k] = int(a < at + len(feedback) and b > at)
     return mask
 
@@ -221,14 +216,14 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
         args = trainer.args
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
         agent = HFAgent(model, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
-                        max_new_tokens=config.max_new_tokens)
+                        max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
         played = rollout(specs, agent, max_turns=config.turn_cap())
         out = episode_fields(played, tokenizer.eos_token_id, config.discount)
         if wants_hidden:
             out["hidden"] = episode_hidden(model, out["prompt_ids"], out["completion_ids"], out["env_mask"])
         if config.critique_weight > 0:
             # Zero-padded for the eos that episode_fields may append.
-            out["critique_mask"] = [critique_mask(t, tokenizer) + [0] * (len(ids) - len(t.completion_ids))
+            out["critique_mask"] = [critique_mask(t, agent.encoder) + [0] * (len(ids) - len(t.completion_ids))
                                     for t, ids in zip(played, out["completion_ids"])]
         return out
 
@@ -370,7 +365,7 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
     groups_per_step = max(1, groups_per_step // args.num_generations)
     tasks = config.tasks or max(1, args.max_steps) * groups_per_step
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
-                                     config.turn_cap(), config.max_new_tokens)
+                                     config.turn_cap(), config.max_new_tokens, agent_kwargs(config))
     trainer = CritiqueGRPOTrainer(model=model, reward_funcs=EpisodeReward(config.exploration), args=args,
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
                                   rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks],

@@ -65,6 +65,11 @@ def with_bf16_where_supported(defaults: dict[str, Any], **overrides: Any) -> dic
     return {**defaults, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
 
 
+def agent_kwargs(config: Any) -> dict[str, Any]:
+    """The HFAgent options a training config carries for its model's chat template."""
+    return {"chat_template_kwargs": config.chat_template_kwargs, "thinking_budget": config.thinking_budget}
+
+
 def sft_defaults(**overrides: Any) -> dict[str, Any]:
     """``SFT_DEFAULTS`` for TRL's ``SFTConfig``, bf16 where a GPU supports it."""
     return with_bf16_where_supported(SFT_DEFAULTS, **overrides)
@@ -91,8 +96,8 @@ def expert_dataset(config: ImitationConfig, tokenizer: Any, seed_start: int | No
     """``config.episodes`` expert episodes on consecutive training seeds, with ``tokenizer``'s ids."""
     start = config.seed_start if seed_start is None else seed_start
     spec = EnvSpec(config.env, dict(config.env_kwargs))
-    trajectories = rollout(spec, ExpertAgent(), seeds=train_seeds(config.episodes, start),
-                           max_turns=config.max_turns, tokenizer=tokenizer, progress=progress)
+    trajectories = rollout(spec, ExpertAgent(), seeds=train_seeds(config.episodes, start), max_turns=config.max_turns,
+                           tokenizer=ChatEncoder(tokenizer, config.chat_template_kwargs), progress=progress)
     if not any(t.success for t in trajectories):
         raise ValueError(f"the expert of {config.env} never succeeded in {len(trajectories)} episodes: "
                          "check env_kwargs / max_turns.")
@@ -140,18 +145,17 @@ class ExpertLabeler(Agent):
 
 
 def dagger_rows(trajectories: Sequence[Trajectory], labels: dict[int, list[str | None]],
-                tokenizer: Any) -> list[dict[str, list[int]]]:
-    """One row per visited state: the learner's ids up to that turn (no loss) + the expert's reply."""
-    encoder = ChatEncoder(tokenizer)
+                encoder: ChatEncoder) -> list[dict[str, list[int]]]:
+    """One row per visited state: the learner's ids up to that turn (no loss) + the expert's reply
+    (``encoder``: the learner's, so the reply ends with its end-of-turn id)."""
     rows = []
     for index, t in enumerate(trajectories):
         # Start of each agent reply inside completion_ids: where agent_mask turns 0 -> 1.
         starts = [i for i, bit in enumerate(t.agent_mask) if bit and (i == 0 or not t.agent_mask[i - 1])]
-        replies = [i for i, m in enumerate(t.messages) if m["role"] == "assistant"]
-        for start, message_index, label in zip(starts, replies, labels.get(index, [])):
+        for start, label in zip(starts, labels.get(index, [])):
             if label is None:
                 continue
-            reply = encoder.encode(encoder.assistant_text(t.messages[:message_index], label))
+            reply = encoder.reply_ids(label)
             prefix = t.prompt_ids + t.completion_ids[:start]
             rows.append(_row(prefix + reply, [0] * len(prefix) + [1] * len(reply)))
     return rows
@@ -163,9 +167,11 @@ class HeldOutSuccessCallback(TrainerCallback):
     the trainer (its log history, progress bar and ``report_to`` integrations)."""
 
     def __init__(self, env: str, env_kwargs: dict[str, Any], tokenizer: Any, n: int = 100, every: int = 0,
-                 max_turns: int | None = None, max_new_tokens: int = 16) -> None:
+                 max_turns: int | None = None, max_new_tokens: int = 16,
+                 agent_kwargs: dict[str, Any] | None = None) -> None:
         self.env, self.env_kwargs, self.tokenizer = env, env_kwargs, tokenizer
         self.n, self.every, self.max_turns, self.max_new_tokens = n, every, max_turns, max_new_tokens
+        self.agent_kwargs = dict(agent_kwargs or {})  # e.g. chat_template_kwargs, thinking_budget
         self.trainer: Any = None  # set by the caller: logging goes through trainer.log
         self.results: list[dict[str, Any]] = []
         self._scored_step = -1
@@ -174,7 +180,7 @@ class HeldOutSuccessCallback(TrainerCallback):
         from interplay.agents.hf import HFAgent
         from interplay.evaluation import evaluate
 
-        agent = HFAgent(model, self.tokenizer, temperature=0.0, max_new_tokens=self.max_new_tokens)
+        agent = HFAgent(model, self.tokenizer, temperature=0.0, max_new_tokens=self.max_new_tokens, **self.agent_kwargs)
         result = evaluate(self.env, agent, self.n, env_kwargs=self.env_kwargs, max_turns=self.max_turns,
                           progress=False)
         metrics = {f"heldout/{k}": result[k] for k in ("success_rate", "mean_turns", "invalid_rate")}
@@ -217,7 +223,7 @@ def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool
     model, tokenizer = models.load(config.model)
     rows = sequence_rows(expert_dataset(config, tokenizer, progress=progress))
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes,
-                                     config.eval_every, config.max_turns, config.max_new_tokens)
+                                     config.eval_every, config.max_turns, config.max_new_tokens, agent_kwargs(config))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          callbacks=[heldout, *callbacks])
     heldout.trainer = trainer
@@ -244,12 +250,12 @@ def _dagger(config: ImitationConfig, trainer: SFTTrainer, rows: list[dict[str, l
     next_seed = config.seed_start + config.episodes
     for round_ in range(1, config.dagger_rounds + 1):
         learner = HFAgent(trainer.model, trainer.processing_class, temperature=config.dagger_temperature,
-                          max_new_tokens=config.max_new_tokens)
+                          max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
         labeler = ExpertLabeler(learner)
         played = rollout(spec, labeler, seeds=train_seeds(config.dagger_episodes, next_seed),
                          max_turns=config.max_turns, progress=progress)
         next_seed += config.dagger_episodes
-        rows = rows + dagger_rows(played, labeler.labels, trainer.processing_class)
+        rows = rows + dagger_rows(played, labeler.labels, learner.encoder)
         trainer.train_dataset = Dataset.from_list(rows)
         first = len(heldout.results)
         trainer.train()
