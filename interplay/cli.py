@@ -246,6 +246,14 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from interplay.doctor import diagnose, render
+
+    report = diagnose(args.model, env_id=args.env, chat_template_kwargs=_chat_template_kwargs(args.chat_template_kwargs))
+    print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else render(report))
+    return 0 if report["usable"] else 1
+
+
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from interplay.pipeline import get_preset, run_pipeline
 
@@ -317,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resume from a checkpoint directory (no value: the latest in --output-dir)")
         _add_config_fields(q, _stage_class(stage))
         q.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("doctor", help="check a model before a long run: template quirks, stop ids, a dry run",
+                       description="Load a model's tokenizer and configs (no weights) and print its family, chat "
+                       "template quirks and what interplay does about them, stop/pad ids, the encoding used, and "
+                       "a two-turn dry run with agent and environment tokens marked. Exit code 1: not usable.")
+    p.add_argument("model", help="'tiny', a checkpoint directory or a Hugging Face id (in the local cache)")
+    p.add_argument("--env", default="interplay/CodeBreaker-v0", help="environment of the dry run")
+    p.add_argument("--chat-template-kwargs", default=None, metavar="JSON",
+                   help="JSON object passed to the chat template, e.g. '{\"enable_thinking\": false}'")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("pipeline", help="untrained -> SFT -> GRPO -> GRPO + exploration, evaluated and reported",
                        description="Run (or resume: finished stages are skipped) the imitation -> RL -> "

@@ -65,8 +65,9 @@ class Trajectory:
     group: int
     manifest: dict[str, Any]
     #: Where ``prompt_ids + completion_ids`` (+ the last reply's close) part from a fresh render of
-    #: ``messages`` with the chat template: the first differing index, None when they are identical (or
-    #: the trajectory has no ids). Templates that drop earlier reasoning make them differ by design.
+    #: ``messages`` with the chat template: the first differing index, None when they agree (or the
+    #: trajectory has no ids). Templates that drop earlier reasoning make them differ by design, and so
+    #: do sampled replies whose ids are not the canonical tokenization of their text.
     fresh_render_diff: int | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,13 +36,15 @@ Message = dict[str, str]
 #: Used, with a warning that names it, for tokenizers without a chat template (base models).
 PLAIN_TEMPLATE_NAME = "interplay-plain"
 PLAIN_TEMPLATE = (
+    "{{- bos_token or '' -}}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}{{ message['content'] + '\n\n' }}"
-    "{%- elif message['role'] == 'user' -%}{{ 'User: ' + message['content'] + '\n' }}"
-    "{%- else -%}{{ 'Assistant: ' + message['content'] + eos_token + '\n' }}"
+    "{%- elif message['role'] == 'user' -%}{{ 'User:\n' + message['content'] + '\n\n' }}"
+    "{%- else -%}{{ 'Assistant:\n' + message['content'] + eos_token + '\n\n' }}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ 'Assistant: ' }}{%- endif -%}"
+    # Ends in a newline, not a space: a reply's first word then starts a token of its own.
+    "{%- if add_generation_prompt -%}{{ 'Assistant:\n' }}{%- endif -%}"
 )
 # The fixed reference conversation new messages are cut out of. Plain words, so no template trims or
 # rewrites them, and a reply that no system prompt or observation will contain.
@@ -97,7 +99,7 @@ class ChatEncoder:
                                         "token, so replies could never end; set tokenizer.chat_template.")
             warnings.warn(
                 f"tokenizer {_name(tokenizer)!r} has no chat template (a base model?): using interplay's plain "
-                f"fallback template {PLAIN_TEMPLATE_NAME!r} ('User: ...' / 'Assistant: ...' lines, replies end "
+                f"fallback template {PLAIN_TEMPLATE_NAME!r} ('User:' / 'Assistant:' headers, replies end "
                 "with eos). Set tokenizer.chat_template to use another.",
                 UserWarning,
                 stacklevel=2,
@@ -181,8 +183,14 @@ class ChatEncoder:
         return list(self.close_ids)
 
     def reply_ids(self, text: str) -> list[int]:
-        """Ids of a text agent's reply (expert, random, remote): the text, then the end-of-turn id."""
-        return self.encode(text) + ([self.end_id] if self.end_id is not None else [])
+        """Ids of a text agent's reply (expert, random, remote): the text as it tokenizes after the
+        generation prompt (SentencePiece tokenizers add a "▁" to a text on its own), then the end-of-turn id."""
+        prefix = self.render([{"role": "user", "content": _REFERENCE_USER}], add_generation_prompt=True)
+        ids, spans = self._tokenize_with_spans(prefix + text, (len(prefix),))
+        first = next((i for i, (a, b) in enumerate(spans) if b > len(prefix)), len(ids))
+        # A token that would merge the generation prompt's tail with the reply: tokenize the reply alone.
+        body = self.encode(text) if first < len(ids) and spans[first][0] < len(prefix) else ids[first:]
+        return body + ([self.end_id] if self.end_id is not None else [])
 
     # ---- reasoning ------------------------------------------------------------------------------
     def split_reasoning(self, text: str) -> Reasoned:
@@ -221,12 +229,13 @@ class ChatEncoder:
     # ---- what a fresh render would give ----------------------------------------------------------
     def fresh_render_diff(self, messages: Sequence[Message], ids: Sequence[int]) -> int | None:
         """Where ``ids`` (a sequence ending in a reply and its close) part from a fresh render of
-        ``messages`` (ending in that reply): the first differing index, or None when they are equal."""
+        ``messages`` (ending in that reply): the first differing index, or None when ``ids`` is a prefix
+        of the fresh render (some templates add text after the last turn, e.g. Mistral's trailing space)."""
         fresh = self.encode(self.render(messages, add_generation_prompt=False))
         for i, (a, b) in enumerate(zip(fresh, ids)):
             if a != b:
                 return i
-        return None if len(fresh) == len(ids) else min(len(fresh), len(ids))
+        return None if len(fresh) >= len(ids) else len(fresh)
 
     # ---- probes (run once) ----------------------------------------------------------------------
     def _reference(self, system: str | None) -> list[Message]:
