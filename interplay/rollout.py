@@ -276,6 +276,7 @@ def rollout(
             live = [row for row in live if row not in gone]
             if bar is not None:
                 bar.update(len(finished))
+    session.close()
     if bar is not None:
         bar.close()
     return [_trajectory(episode, manifest, encoder) for episode in episodes]

@@ -94,6 +94,10 @@ class Session(ABC):
         gone = set(rows)
         self.live = [row for row in self.live if row not in gone]
 
+    def close(self) -> None:
+        """Called once after the last row is dropped (a collective generation backend finishes there)."""
+        return None
+
 
 class HistorySession(Session):
     """Keeps full histories and calls the stateless ``agent.act`` on them (for agents without caches)."""

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from interplay.agents.base import Agent, AgentError, Reply, Session
+from interplay.agents.base import Agent, AgentError, Reply
 from interplay.agents.chat import THINKING_MARKERS, ChatEncoder, Message
+from interplay.agents.tokens import SampledReply, TokenSession
 
 
 def _ids(value: Any) -> list[int]:
@@ -175,54 +176,15 @@ class HFAgent(Agent):
         return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
 
 
-class _Row:
-    """What a session remembers about one episode."""
-
-    __slots__ = ("started", "system", "unfed", "pending_close")
-
-    def __init__(self) -> None:
-        self.started = False
-        self.system: str | None = None  # the episode's system prompt (some templates place it per turn)
-        self.unfed: list[int] = []  # the last sampled token(s), not yet in the cache
-        self.pending_close: list[int] = []  # template ids that close the last reply
-
-
-class _Sampled:
-    """One row's reply as it is sampled: ids, log-probs, which ids the model chose, thinking state."""
-
-    __slots__ = ("ids", "logprobs", "mask", "finish", "thinking", "thought")
-
-    def __init__(self, thinking: bool) -> None:
-        self.ids: list[int] = []
-        self.logprobs: list[float] = []
-        self.mask: list[int] = []  # 1: sampled, 0: inserted (the thinking budget's closing marker)
-        self.finish = ""
-        self.thinking, self.thought = thinking, 0
-
-    def add(self, ids: list[int], logprobs: list[float], sampled: bool) -> None:
-        self.ids += ids
-        self.logprobs += logprobs
-        self.mask += [int(sampled)] * len(ids)
-
-
-class HFSession(Session):
+class HFSession(TokenSession):
     """KV-cached episodes of an ``HFAgent`` (see the module docstring)."""
 
     def __init__(self, agent: HFAgent, n: int) -> None:
-        super().__init__(n)
-        self.agent = agent
-        self.rows = {row: _Row() for row in self.live}
+        super().__init__(agent, n)
         self.cache: Any = None
         self.mask = torch.zeros(n, 0, dtype=torch.long, device=agent.device)
         self.lengths = torch.zeros(n, dtype=torch.long, device=agent.device)  # real tokens per row
-
-    def _context_ids(self, row: _Row, new: list[Message]) -> list[int]:
-        encoder = self.agent.encoder
-        if not row.started:
-            row.started = True
-            row.system = new[0]["content"] if new and new[0]["role"] == "system" else None
-            return encoder.prompt(new)
-        return row.pending_close + encoder.delta(new, row.system)
+        self.unfed: dict[int, list[int]] = {row: [] for row in self.live}  # last sampled ids, not yet cached
 
     def _forward(self, chunk: list[list[int]]) -> torch.Tensor:
         """Feed one left-padded chunk per live row; return the logits of each row's last position."""
@@ -254,39 +216,31 @@ class HFSession(Session):
         return out.logits[:, -1]
 
     @torch.no_grad()
-    def act(
-        self, new_messages: dict[int, list[Message]], expert_actions: dict[int, str | None] | None = None
-    ) -> dict[int, Reply]:
-        self._check_rows(new_messages)
+    def _sample(self, contexts: list[list[int]]) -> list[SampledReply]:
         agent = self.agent
-        if not self.live:
-            return {}
         if _dropout_active(agent.model):
             warnings.warn(
                 "sampling from a model in training mode with dropout > 0: replies and log-probs are "
                 "those of a dropout-perturbed model.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        contexts = [self._context_ids(self.rows[row], new_messages[row]) for row in self.live]
         started = time.perf_counter()
-        logits = self._forward([self.rows[row].unfed + ids for row, ids in zip(self.live, contexts)])
-        for row in self.live:
-            self.rows[row].unfed = []
-        replies = [_Sampled(agent.encoder.generation_opens_thinking) for _ in self.live]
+        logits = self._forward([self.unfed[row] + ids for row, ids in zip(self.live, contexts)])
+        replies = [SampledReply(agent.encoder.generation_opens_thinking) for _ in self.live]
         for step in range(agent.max_new_tokens):
             tokens, logprobs = agent.sample(logits)
             feed = [self._advance(reply, token, logprob, step) if not reply.finish else []
                     for reply, token, logprob in zip(replies, tokens.tolist(), logprobs.tolist())]
             if all(reply.finish for reply in replies):
-                for row, ids in zip(self.live, feed):
-                    self.rows[row].unfed = ids
                 break
             logits = self._forward(feed)
-        self.agent.model_seconds += time.perf_counter() - started
-        return {row: self._reply(self.rows[row], reply, context) for row, reply, context in zip(self.live, replies, contexts)}
+            feed = [[] for _ in feed]
+        self.unfed = {row: ids for row, ids in zip(self.live, feed)}
+        agent.model_seconds += time.perf_counter() - started
+        return replies
 
-    def _advance(self, reply: _Sampled, token: int, logprob: float, step: int) -> list[int]:
+    def _advance(self, reply: SampledReply, token: int, logprob: float, step: int) -> list[int]:
         """Record one sampled token; return the ids to feed next (the token, and any inserted ids)."""
         agent = self.agent
         reply.add([token], [logprob], sampled=True)
@@ -309,22 +263,13 @@ class HFSession(Session):
                     feed += close
         return feed
 
-    def _reply(self, row: _Row, reply: _Sampled, context: list[int]) -> Reply:
-        encoder = self.agent.encoder
-        ended = reply.finish == "stop" and reply.ids[-1] in encoder.stop_ids
-        text = self.agent.tokenizer.decode(reply.ids[:-1] if ended else reply.ids, skip_special_tokens=True)
-        row.pending_close = encoder.close(reply.ids)
-        parts = encoder.split_reasoning(text)
-        return Reply(parts.answer, reply.ids, reply.logprobs, context, reply.finish, reasoning=parts.reasoning,
-                     token_mask=reply.mask)
-
     def drop(self, rows: Iterable[int]) -> None:
         gone = set(rows)
         keep = [i for i, row in enumerate(self.live) if row not in gone]
         if len(keep) == len(self.live):
             return
         super().drop(gone)
-        self.rows = {row: self.rows[row] for row in self.live}
+        self.unfed = {row: self.unfed[row] for row in self.live}
         index = torch.tensor(keep, dtype=torch.long, device=self.agent.device)
         self.mask, self.lengths = self.mask[index], self.lengths[index]
         if not keep:
