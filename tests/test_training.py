@@ -132,8 +132,6 @@ def test_episode_reward_groups_by_task_and_applies_shapers():
     assert logged["episode/invalid_rate"] == pytest.approx(1 / 11)
     shaped = EpisodeReward(ExplorationConfig(methods=["batch_diversity"]))(reward=[1.0, 0.0, 0.0, 0.0], **kwargs)
     assert shaped == pytest.approx([1.0, 0.0, 0.0, 0.0])  # every outcome unique in its group: no penalty
-    with pytest.raises(ValueError, match="use_vllm"):
-        build_grpo_trainer(GRPOTrainingConfig(), GRPOConfig(output_dir="unused", use_vllm=True, **grpo_defaults()))
 
 
 def test_cli_train_passes_trl_flags_and_rejects_unknown_ones(tmp_path, capsys):

@@ -2,7 +2,8 @@
 batch of replies out; ``agent.start(n)`` gives a session that keeps per-episode state (KV caches).
 
 ``from_spec(name)`` builds an agent from a command-line name: "expert", "random", "human",
-"openai:MODEL" (an OpenAI-compatible endpoint), or anything ``interplay.models.load`` accepts.
+"openai:MODEL" (an OpenAI-compatible endpoint), "vllm:MODEL" (vLLM, on a CUDA machine with the vllm
+extra), or anything ``interplay.models.load`` accepts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from interplay.agents.hf import HFAgent
 
         return HFAgent
+    if name == "VLLMAgent":
+        from interplay.agents.vllm import VLLMAgent
+
+        return VLLMAgent
     if name == "OpenAIAgent":
         from interplay.agents.openai_agent import OpenAIAgent
 
@@ -47,6 +52,12 @@ def from_spec(spec: str, **kwargs: Any) -> Agent:
         from interplay.agents.openai_agent import OpenAIAgent
 
         return OpenAIAgent(model=spec.split(":", 1)[1], **kwargs)
+    if spec.startswith("vllm:"):
+        from interplay.agents.vllm import VLLMAgent
+
+        if kwargs.pop("thinking_budget", None) is not None:
+            raise ValueError("thinking_budget is not supported by vLLM agents (vLLM samples whole replies).")
+        return VLLMAgent(spec.split(":", 1)[1], **kwargs)
     from interplay.agents.hf import HFAgent
 
     return HFAgent(spec, **kwargs)
@@ -67,5 +78,6 @@ __all__ = [
     "Reply",
     "Session",
     "TextAgent",
+    "VLLMAgent",
     "from_spec",
 ]

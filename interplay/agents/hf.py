@@ -108,6 +108,9 @@ class HFAgent(Agent):
         self.temperature, self.top_p, self.top_k = float(temperature), float(top_p), int(top_k)
         self.max_new_tokens = int(max_new_tokens)
         self.stop = list(stop)
+        # A stop string ends within the last tokens: decode only those each step, not the whole reply.
+        # Every token decodes to at least one character, or a byte of one (4 bytes at most per character).
+        self.stop_window = 4 * max((len(s) for s in self.stop), default=0) + 1
         self.seed = seed
         self.thinking_budget = thinking_budget
         self.thinking_ids = self._thinking_ids() if thinking_budget is not None else None
@@ -230,8 +233,10 @@ class HFSession(TokenSession):
         replies = [SampledReply(agent.encoder.generation_opens_thinking) for _ in self.live]
         for step in range(agent.max_new_tokens):
             tokens, logprobs = agent.sample(logits)
-            feed = [self._advance(reply, token, logprob, step) if not reply.finish else []
-                    for reply, token, logprob in zip(replies, tokens.tolist(), logprobs.tolist())]
+            # One device-to-host copy per step for both (float64 holds every token id exactly).
+            tokens_list, logprobs_list = torch.stack([tokens.double(), logprobs.double()]).tolist()
+            feed = [self._advance(reply, int(token), logprob, step) if not reply.finish else []
+                    for reply, token, logprob in zip(replies, tokens_list, logprobs_list)]
             if all(reply.finish for reply in replies):
                 break
             logits = self._forward(feed)
@@ -247,7 +252,7 @@ class HFSession(TokenSession):
         feed = [token]
         if token in agent.encoder.stop_ids:
             reply.finish = "stop"
-        elif agent.stop and any(s in agent.tokenizer.decode(reply.ids) for s in agent.stop):
+        elif agent.stop and any(s in agent.tokenizer.decode(reply.ids[-agent.stop_window:]) for s in agent.stop):
             reply.finish = "stop"
         elif step == agent.max_new_tokens - 1:
             reply.finish = "length"

@@ -200,10 +200,27 @@ def episode_hidden(model: Any, prompt_ids: Sequence[list[int]], completion_ids: 
     return vectors
 
 
-def make_rollout_func(config: GRPOTrainingConfig) -> Any:
-    """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: one episode per prompt, seed from the prompt."""
+def episode_agent(config: GRPOTrainingConfig, trainer: Any, model: Any, tokenizer: Any) -> Any:
+    """Who plays the training episodes: TRL's vLLM (``use_vllm``: token ids in, ids and log-probs out, through
+    ``trainer.vllm_generation``) or the trainer's own model with KV caches kept across turns."""
+    args = trainer.args
+    if getattr(trainer, "use_vllm", False):
+        from interplay.agents.vllm import TRLVLLMGenerator, VLLMAgent
+
+        eos = getattr(model.generation_config, "eos_token_id", None)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return VLLMAgent(tokenizer=tokenizer, generator=TRLVLLMGenerator(trainer, pad_prompt=[pad]),
+                         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
+                         max_new_tokens=config.max_new_tokens, chat_template_kwargs=config.chat_template_kwargs,
+                         stop_ids=[eos] if isinstance(eos, int) else list(eos or ()))
     from interplay.agents.hf import HFAgent
 
+    return HFAgent(model, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
+                   max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
+
+
+def make_rollout_func(config: GRPOTrainingConfig) -> Any:
+    """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: one episode per prompt, seed from the prompt."""
     wants_hidden = config.exploration is not None and RepExpBonus.name in config.exploration.methods
 
     def rollout_func(prompts: list[Any], trainer: GRPOTrainer) -> dict[str, list]:
@@ -213,10 +230,8 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
             if env_id != config.env:
                 raise ValueError(f"prompt names {env_id!r} but this run trains on {config.env!r}.")
             specs.append(EnvSpec(env_id, dict(config.env_kwargs), seed))
-        args = trainer.args
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
-        agent = HFAgent(model, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
-                        max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
+        agent = episode_agent(config, trainer, model, tokenizer)
         played = rollout(specs, agent, max_turns=config.turn_cap())
         out = episode_fields(played, tokenizer.eos_token_id, config.discount)
         if wants_hidden:
@@ -345,22 +360,89 @@ class GRPOResult:
     seconds: float
 
 
+def parameter_sharding(args: Any, accelerator: Any = None) -> str | None:
+    """``"FSDP"`` or ``"DeepSpeed ZeRO-3"`` when ``args`` (a TrainingArguments), the ``accelerate launch``
+    environment or a built ``accelerator`` shard the model's parameters across processes; None when every
+    process holds whole parameters (one process, DDP, DeepSpeed ZeRO-1/2)."""
+    import os
+
+    def on(name: str) -> bool:
+        return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+    state = getattr(accelerator, "state", None)
+    if getattr(args, "fsdp", None) or getattr(args, "fsdp_plugin_args", None) or on("ACCELERATE_USE_FSDP") or (
+            getattr(state, "fsdp_plugin", None) is not None):
+        return "FSDP"
+    plugins = [getattr(args, "deepspeed_plugin", None), getattr(state, "deepspeed_plugin", None)]
+    if any(getattr(p, "zero_stage", None) == 3 for p in plugins if p is not None) or (
+            on("ACCELERATE_USE_DEEPSPEED") and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"):
+        return "DeepSpeed ZeRO-3"
+    return None
+
+
+def check_multiprocess(args: Any, accelerator: Any = None) -> None:
+    """Refuse, before training, a setup interplay's multi-turn GRPO cannot run correctly on several processes.
+
+    - Sharded parameters (FSDP, DeepSpeed ZeRO-3): the rollout samples with
+      ``trainer.accelerator.unwrap_model(trainer.model)`` and KV caches kept across turns, outside the
+      wrapper's forward (so do the held-out evaluation and RepExp's ``episode_hidden``, with vLLM too), so it
+      needs every parameter whole on each process.
+    - Split groups: each process generates ``per_device_train_batch_size × steps_per_generation`` episodes
+      per generation batch, consecutive groups of ``num_generations`` (TRL's ``RepeatSampler``). TRL itself
+      only requires the *global* generation batch to hold whole groups (it gathers rewards before
+      normalizing), but ``EpisodeReward`` and the exploration shapers run per process on the groups they
+      see, so the local batch must hold whole groups too.
+    """
+    import math
+
+    sharding = parameter_sharding(args, accelerator)
+    if sharding is not None:
+        raise ValueError(f"{sharding} shards the model's parameters across processes, which interplay's multi-turn "
+                         "GRPO does not support: it runs the trainer's model outside the wrapper's forward (the "
+                         "rollout samples with trainer.accelerator.unwrap_model(trainer.model) and KV caches kept "
+                         "across turns; the held-out evaluation and RepExp's hidden states too), which needs whole "
+                         "parameters on each process. Use plain data parallelism (`accelerate launch --multi_gpu --num_processes N`, "
+                         "DDP) or DeepSpeed ZeRO stage 1 or 2 (optimizer state and gradients sharded, parameters "
+                         "whole), with a model that fits on one device.")
+    world, group = args.world_size, args.num_generations
+    per_device, steps = args.per_device_train_batch_size, args.steps_per_generation or 1
+    if world > 1 and (per_device * steps) % group:
+        unit = group // math.gcd(group, steps)
+        raise ValueError(f"each of the {world} processes would play per_device_train_batch_size × steps_per_generation "
+                         f"= {per_device} × {steps} = {per_device * steps} episodes per generation batch, not a multiple "
+                         f"of num_generations ({group}): a GRPO group would be split across processes and the reward "
+                         "shaping (EpisodeReward, exploration shapers), which runs per process, would see parts of "
+                         f"groups. Use e.g. per_device_train_batch_size={-(-per_device // unit) * unit}.")
+
+
+def vllm_reply_args(config: GRPOTrainingConfig, args: GRPOConfig, tokenizer: Any) -> None:
+    """With ``use_vllm``, TRL's vLLM samples every reply of an episode: set ``args`` so that it stops where
+    the chat template ends a turn (``generation_kwargs["stop_token_ids"]``) and after ``max_new_tokens``
+    (``max_completion_length``, which TRL's vLLM uses per call, so per reply)."""
+    if config.thinking_budget is not None:
+        raise ValueError("thinking_budget is not supported with use_vllm=True (vLLM samples whole replies); "
+                         "leave it None or train with use_vllm=False.")
+    stops = ChatEncoder(tokenizer, config.chat_template_kwargs).stop_ids
+    kwargs = dict(args.generation_kwargs or {})
+    kwargs["stop_token_ids"] = sorted(set(kwargs.get("stop_token_ids") or ()) | stops)
+    args.generation_kwargs = kwargs
+    args.max_completion_length = config.max_new_tokens
+
+
 def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: Sequence[TrainerCallback] = ()
                        ) -> tuple[CritiqueGRPOTrainer, HeldOutSuccessCallback]:
     """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with)."""
     import os
 
     from interplay import models
+    from interplay.training.imitation import check_launch
 
-    if args.use_vllm:
-        raise ValueError("use_vllm=True is not supported by interplay's multi-turn GRPO: episodes are played by "
-                         "the trainer's own model (an HFAgent with KV caches kept across turns), which TRL's vLLM "
-                         "generation cannot do between environment turns. Set use_vllm=False.")
-    if args.per_device_train_batch_size % args.num_generations and args.world_size > 1:
-        raise ValueError(f"per_device_train_batch_size ({args.per_device_train_batch_size}) must be a multiple of "
-                         f"num_generations ({args.num_generations}) with several processes, so groups are not split.")
+    check_launch(args)
+    check_multiprocess(args)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented multi-turn hook
     model, tokenizer = models.load(config.model)
+    if args.use_vllm:
+        vllm_reply_args(config, args, tokenizer)
     groups_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     groups_per_step = max(1, groups_per_step // args.num_generations)
     tasks = config.tasks or max(1, args.max_steps) * groups_per_step
@@ -370,6 +452,7 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
                                   rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks],
                                   critique_weight=config.critique_weight)
+    check_multiprocess(args, trainer.accelerator)  # what accelerate itself set up (a launch config, say)
     heldout.trainer = trainer
     return trainer, heldout
 

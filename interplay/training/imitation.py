@@ -70,6 +70,24 @@ def agent_kwargs(config: Any) -> dict[str, Any]:
     return {"chat_template_kwargs": config.chat_template_kwargs, "thinking_budget": config.thinking_budget}
 
 
+def check_launch(args: Any) -> None:
+    """Refuse several launched processes that the trainer would not run as one distributed job.
+
+    ``WORLD_SIZE`` > 1 (torchrun, ``accelerate launch``) but ``args.world_size`` == 1 happens on a machine
+    without a GPU when the processes are not told to use the CPU backend: each would train alone on the same
+    data and all would write ``output_dir`` at once. (``accelerate launch --cpu --num_processes N`` starts a
+    single process unless it runs under mpirun.)
+    """
+    import os
+
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if launched > 1 and args.world_size == 1:
+        raise ValueError(f"{launched} processes were launched (WORLD_SIZE={launched}) but the trainer sees one: each "
+                         "would train alone and write output_dir. Without a GPU pass --use-cpu true (TrainingArguments"
+                         ".use_cpu=True, the gloo backend), e.g. `accelerate launch --multi_gpu --num_processes 2 -m "
+                         "interplay.cli train ... --use-cpu true`.")
+
+
 def sft_defaults(**overrides: Any) -> dict[str, Any]:
     """``SFT_DEFAULTS`` for TRL's ``SFTConfig``, bf16 where a GPU supports it."""
     return with_bf16_where_supported(SFT_DEFAULTS, **overrides)
@@ -220,6 +238,7 @@ def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool
     from interplay import models
 
     started = time.perf_counter()
+    check_launch(args)
     model, tokenizer = models.load(config.model)
     rows = sequence_rows(expert_dataset(config, tokenizer, progress=progress))
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes,
