@@ -51,7 +51,7 @@ def _agent(args: argparse.Namespace, model: str | None = None) -> Any:
 
 def _add_sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help="'tiny', a checkpoint dir, an HF id, "
-                        "'openai:MODEL', 'expert' or 'random' (default: tiny)")
+                        "'openai:MODEL', 'vllm:MODEL' (a CUDA machine with vLLM), 'expert' or 'random' (default: tiny)")
     parser.add_argument("--env-kwargs", default=None, help="JSON object of environment constructor kwargs")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -262,6 +262,31 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from interplay.rollout import load_trajectories
+    from interplay.viewer import write_html
+
+    trajectories = load_trajectories(args.file)
+    out = write_html(args.out or Path(args.file).with_suffix(".html"), trajectories,
+                     title=f"interplay episodes: {Path(args.file).name}")
+    print(f"wrote {out} ({len(trajectories)} episodes; open it in a browser)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from interplay.integrations import openenv
+    except ImportError as error:  # the optional extra is missing: one readable line
+        raise RuntimeError(str(error)) from None
+
+    openenv.serve(args.env_id, _env_kwargs(args.env_kwargs), host=args.host, port=args.port,
+                  max_sessions=args.max_sessions, session_timeout=args.session_timeout, expert=not args.no_expert,
+                  log_level=args.log_level)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_pipeline(argparse.Namespace(preset="codebreaker", out=args.out, model=None))
 
@@ -344,6 +369,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report directory (rerun with the same one to resume)")
     p.add_argument("--model", default=None, help="override the preset's model ('tiny', a checkpoint dir, an HF id)")
     p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser("view", help="write a static HTML page to browse trajectories (JSONL)",
+                       description="One self-contained HTML page (no server, no network) listing the episodes of a "
+                       "trajectory file, filterable by success and environment; each opens to its turns with token "
+                       "counts, teacher feedback highlighted and thinking collapsed.")
+    p.add_argument("file", help="trajectories as `interplay rollout --out` writes them (JSONL)")
+    p.add_argument("--out", default=None, help="the HTML file to write (default: FILE with .html)")
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("serve", help="serve an environment over the network (an OpenEnv server)",
+                       description="Serve a registered environment as an OpenEnv server: one environment per "
+                       "WebSocket session (/ws), many at once, plus /health, /schema and /metadata. Any OpenEnv "
+                       "client can play it; interplay's is gym.make('interplay/Remote-v0', url='http://HOST:PORT'). "
+                       "Needs the openenv extra: pip install 'interplay[openenv]'.")
+    p.add_argument("env_id", help="a registered environment id (`interplay list`)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                   "only; 0.0.0.0 for every interface)")
+    p.add_argument("--env-kwargs", default=None, help="JSON object of environment constructor kwargs")
+    p.add_argument("--max-sessions", type=int, default=256, help="concurrent sessions allowed (default 256)")
+    p.add_argument("--session-timeout", type=float, default=None, metavar="SECONDS",
+                   help="close sessions idle this long (default: never)")
+    p.add_argument("--no-expert", action="store_true",
+                   help="do not answer expert_action queries (an evaluation server agents cannot ask)")
+    p.add_argument("--log-level", default="warning", help="uvicorn's log level (default warning)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the pipeline's codebreaker preset into runs/demo (~3 min on 2 CPU cores)")
     p.add_argument("--out", default="runs/demo")

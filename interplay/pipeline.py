@@ -14,7 +14,8 @@ turns, and the coverage profile Pcov(N) against the expert (``interplay.evaluati
 Stage-to-stage differences get paired intervals (``interplay.metrics.compare_pass_at_k``).
 
 The output directory holds ``report.md``, ``report.json``, PNG plots, and per stage
-``stages/<name>/`` (``result.json`` + a ``DONE`` marker) and ``checkpoints/<name>/``. A rerun skips
+``<name>_episodes.html`` (its evaluation episodes, ``interplay.viewer``), ``stages/<name>/``
+(``result.json``, ``episodes.jsonl`` + a ``DONE`` marker) and ``checkpoints/<name>/``. A rerun skips
 finished stages and resumes an interrupted training from its last saved TRL checkpoint.
 
 Usage::
@@ -175,9 +176,10 @@ def _latest_checkpoint(output_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def evaluate_checkpoint(preset: Preset, model: str) -> dict[str, Any]:
+def evaluate_checkpoint(preset: Preset, model: str, trajectories: list[Any] | None = None) -> dict[str, Any]:
     """Sampled evaluation (``k`` samples per held-out task) + coverage profile of one checkpoint, plus
-    ``per_task_successes`` (for paired comparisons) and the report's summary keys."""
+    ``per_task_successes`` (for paired comparisons) and the report's summary keys. The episodes played
+    are appended to ``trajectories`` when it is given."""
     from interplay.agents import HFAgent
     from interplay.evaluation import evaluate
     from interplay.rollout import Trajectory
@@ -190,6 +192,8 @@ def evaluate_checkpoint(preset: Preset, model: str) -> dict[str, Any]:
     per_task: dict[int, list[bool]] = {}
     for t in played:
         per_task.setdefault(t.seed, []).append(bool(t.success))
+    if trajectories is not None:
+        trajectories.extend(played)
     return {
         "pass_at_1": result["pass_at_k"]["1"],
         "pass_at_1_ci95": result["pass_at_k_ci95"]["1"],
@@ -267,7 +271,9 @@ def run_stage(preset: Preset, stage: str, out: Path, model: str, progress: bool 
         trained = _sft(preset, start, checkpoint, progress)
     elif stage in ("grpo", "grpo_explore"):
         trained = _grpo(preset, start, checkpoint, progress, explore=stage == "grpo_explore")
-    evaluated = evaluate_checkpoint(preset, str(checkpoint) if stage != "untrained" else start)
+    played: list[Any] = []
+    evaluated = evaluate_checkpoint(preset, str(checkpoint) if stage != "untrained" else start, trajectories=played)
+    _save_episodes(out, stage, preset, played)
     if stage != "untrained":
         for stale in checkpoint.glob("checkpoint-*"):  # the final model is saved; resume points are not needed
             shutil.rmtree(stale, ignore_errors=True)
@@ -276,6 +282,15 @@ def run_stage(preset: Preset, stage: str, out: Path, model: str, progress: bool 
     log(f"[{index}/{len(STAGES)}] {stage}: finished in {result['wall_s']:.0f} s: pass@1 {result['pass_at_1']:.3f}, "
         f"pass@{preset.k} {result['pass_at_k']:.3f}, mean turns {result['mean_turns']:.2f}")
     return _finish_stage(out, stage, result)
+
+
+def _save_episodes(out: Path, stage: str, preset: Preset, played: list[Any]) -> None:
+    """A stage's evaluation episodes: ``stages/<stage>/episodes.jsonl`` and the page ``<stage>_episodes.html``."""
+    from interplay.rollout import save_trajectories
+    from interplay.viewer import write_html
+
+    save_trajectories(out / "stages" / stage / "episodes.jsonl", played)
+    write_html(out / f"{stage}_episodes.html", played, title=f"{stage}: evaluation episodes on {preset.env}")
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -376,6 +391,9 @@ def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[s
         "![pass@k](pass_at_k.png) ![coverage](coverage.png) ![success by turn](success_by_turn.png)",
         "",
         "Training curves: " + ", ".join(f"[{n}](training_{n}.png)" for n in STAGES[1:] if n in stages),
+        "",
+        "Evaluation episodes, one page per stage (open in a browser): "
+        + ", ".join(f"[{n}]({n}_episodes.html)" for n in stages),
         "",
     ]
     return "\n".join(lines)

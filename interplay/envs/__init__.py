@@ -31,3 +31,16 @@ def register_builtin() -> None:
     from interplay.envs.reasoning_gym import register_reasoning_gym
 
     register_reasoning_gym()
+
+    # A client of an environment served elsewhere (`interplay serve`): gym.make it with url=...
+    # Listed as unavailable (it needs a url), so nothing that iterates over list_envs() makes it bare.
+    import gymnasium as gym
+
+    from interplay.registry import register_unavailable
+
+    gym.register(id="interplay/Remote-v0", entry_point="interplay.integrations.openenv:RemoteEnv")
+    register_unavailable(
+        "interplay/Remote-v0",
+        "a client, not an environment: gym.make('interplay/Remote-v0', url='http://HOST:PORT') plays the "
+        "environment an `interplay serve ENV_ID --port PORT` server serves (needs the openenv extra).",
+    )
