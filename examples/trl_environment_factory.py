@@ -26,7 +26,7 @@ from pathlib import Path
 from trl import GRPOConfig, GRPOTrainer
 
 from interplay.integrations.trl import environment_factory, episode_metrics, task_dataset
-from interplay.training.imitation import with_bf16_where_supported
+from interplay.training.common import with_bf16_where_supported
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tokenizers"
 

@@ -55,7 +55,10 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-kwargs", default=None, help="JSON object of environment constructor kwargs")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--max-turns", type=int, default=None, help="cap on agent turns per episode")
+    parser.add_argument("--max-turns", type=int, default=None,
+                        help="a turn limit imposed from outside the task (the TurnLimit wrapper: recorded in each "
+                        "trajectory's manifest, and told to the agent where tighter than the environment's own); "
+                        "default: the environment's own limit, set by its id and kwargs")
     parser.add_argument("--chat-template-kwargs", default=None, metavar="JSON",
                         help="JSON object passed to the model's chat template, e.g. '{\"enable_thinking\": false}'")
     parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
@@ -123,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = {}
     for name in names:  # one agent in memory at a time; every model plays the same seeds
         agent = _agent(args, name)
-        coverage = args.coverage and getattr(agent, "model", None) is not None
+        coverage = args.coverage and agent.model is not None
         if args.coverage and not coverage:
             print(f"{name}: no coverage profile (it needs a model's log-likelihoods; {name!r} is not a model)")
         result = evaluate(args.env, agent, args.n, args.samples, env_kwargs=_env_kwargs(args.env_kwargs),
@@ -396,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", help="uvicorn's log level (default warning)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="the pipeline's codebreaker preset into runs/demo (~3 min on 2 CPU cores)")
+    p = sub.add_parser("demo", help="the pipeline's codebreaker preset into runs/demo (a few minutes on a CPU)")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -117,11 +117,7 @@ def _dry_run(encoder: Any, env_id: str, seed: int) -> dict[str, Any]:
         return [repr(encoder.tokenizer.decode([i]))[1:-1] for i in ids]
 
     runs = [("environment", list(t.prompt_ids))]
-    for token, bit in zip(t.completion_ids, t.agent_mask):
-        who = "agent" if bit else "environment"
-        if runs[-1][0] != who:
-            runs.append((who, []))
-        runs[-1][1].append(token)
+    runs += [("agent" if by_agent else "environment", t.completion_ids[start:end]) for start, end, by_agent in t.spans()]
     return {
         "env": env_id,
         "seed": seed,

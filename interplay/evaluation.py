@@ -6,10 +6,9 @@ tasks, success by turn (for feedback environments: accuracy within t attempts), 
 per task, the mean token entropy of agent tokens, and the distribution of per-task success rates p̂.
 
 Likelihood-based (``coverage=True``): the coverage profile ``Pcov(N)`` of the model against the
-environment's expert on the same tasks (DESIGN.md "Coverage"): the expert plays each task once,
-``log π(y|x)`` is a teacher-forced forward pass over the expert's agent tokens, ``log μ(y|x)`` is 0
-for a deterministic expert and the exact sum of ``expert_action_probs()`` log-probabilities for a
-seeded-stochastic one.
+environment's expert on the same tasks: the expert plays each task once, ``log π(y|x)`` is a
+teacher-forced forward pass over the expert's agent tokens, ``log μ(y|x)`` is 0 for a deterministic
+expert and the exact sum of ``expert_action_probs()`` log-probabilities for a seeded-stochastic one.
 
 Episodes are played in batches of ``batch_size`` (each seed ``samples`` times, as a group), so
 memory stays bounded and the progress bar moves.
@@ -27,7 +26,7 @@ import numpy as np
 from interplay import metrics
 from interplay.agents.base import Agent, ExpertAgent
 from interplay.rollout import EnvSpec, Trajectory, rollout
-from interplay.seeds import EVAL_SEED_START, eval_seeds
+from interplay.seeds import EVAL_SEED_START, eval_seeds, task_key
 
 #: How ``mean_token_entropy`` is computed (it is stored next to the value in the results).
 ENTROPY_ESTIMATOR = ("-mean log-prob of the sampled agent tokens: a Monte-Carlo estimate of the per-token "
@@ -40,10 +39,10 @@ def _num(value: float) -> float | None:
 
 
 def _groups(trajectories: Sequence[Trajectory]) -> list[list[Trajectory]]:
-    """Trajectories grouped by task (environment, kwargs and reset seed), in first-seen order."""
-    groups: dict[tuple[str, str, int], list[Trajectory]] = {}
+    """Trajectories grouped by task (``task_key``: environment, kwargs and reset seed), in first-seen order."""
+    groups: dict[str, list[Trajectory]] = {}
     for t in trajectories:
-        groups.setdefault((t.env_id, repr(sorted(t.env_kwargs.items())), t.seed), []).append(t)
+        groups.setdefault(task_key(t.env_id, t.seed, t.env_kwargs), []).append(t)
     return list(groups.values())
 
 
@@ -109,7 +108,7 @@ def _samples_log_probs(agent: Agent) -> bool:
     """Whether the agent's recorded log-probs are those of tokens sampled from that same distribution."""
     params = agent.sampling_params()
     return (
-        getattr(agent, "encoder", None) is not None
+        agent.encoder is not None
         and float(params.get("temperature") or 0) > 0
         and float(params.get("top_p") or 1.0) >= 1.0
         and not params.get("top_k")
@@ -143,7 +142,7 @@ def evaluate(
     """
     if n < 1 or samples < 1 or batch_size < 1:
         raise ValueError(f"n, samples and batch_size must be positive, got {n}, {samples}, {batch_size}.")
-    if coverage and getattr(agent, "model", None) is None:
+    if coverage and agent.model is None:
         raise ValueError(f"coverage needs a model agent (HFAgent: the model's log-likelihood of the expert's "
                          f"replies), got {agent.name!r}; evaluate it without coverage.")
     seeds = eval_seeds(n, seed_start)
@@ -216,6 +215,8 @@ def sequence_log_likelihood(model: Any, trajectories: Sequence[Trajectory], *, t
     ``log_softmax(logits / temperature)`` at the positions ``agent_mask`` marks."""
     import torch
 
+    from interplay.agents.tokens import pad_batch
+
     if not temperature > 0 or batch_size < 1:
         raise ValueError(f"need temperature > 0 and batch_size ≥ 1, got {temperature} and {batch_size}.")
     for t in trajectories:
@@ -232,16 +233,9 @@ def sequence_log_likelihood(model: Any, trajectories: Sequence[Trajectory], *, t
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 rows = [trajectories[i] for i in order[start : start + batch_size]]
-                ids = [t.prompt_ids + t.completion_ids for t in rows]
-                width = max(len(x) for x in ids)
-                tokens = torch.zeros((len(rows), width), dtype=torch.long)
-                attention = torch.zeros((len(rows), width), dtype=torch.long)
-                scored = torch.zeros((len(rows), width), dtype=torch.bool)  # right padding
-                for r, (t, x) in enumerate(zip(rows, ids)):
-                    tokens[r, : len(x)] = torch.tensor(x)
-                    attention[r, : len(x)] = 1
-                    scored[r, len(t.prompt_ids) : len(x)] = torch.tensor(t.agent_mask, dtype=torch.bool)
-                tokens, attention, scored = tokens.to(device), attention.to(device), scored.to(device)
+                tokens, attention, scored = pad_batch([t.prompt_ids + t.completion_ids for t in rows], marks=[
+                    [0] * len(t.prompt_ids) + t.agent_mask for t in rows], device=device)
+                scored = scored.bool()
                 logits = model(input_ids=tokens, attention_mask=attention).logits[:, :-1]
                 # Position i predicts token i + 1; only the scored targets get a log_softmax.
                 target = scored[:, 1:]

@@ -12,11 +12,15 @@ Each checkpoint plays every held-out task ``k`` times (sampling at temperature 1
 unbiased pass@k with 95% intervals across tasks, success by turn (by attempt in feedback games), mean
 turns, and the coverage profile Pcov(N) against the expert (``interplay.evaluation.evaluate``).
 Stage-to-stage differences get paired intervals (``interplay.metrics.compare_pass_at_k``).
+Every stage plays one task (the preset's env id and kwargs, its turn limit included); report.json's
+``task`` names it and the turn limits the episodes were held to, read from their manifests.
 
 The output directory holds ``report.md``, ``report.json``, PNG plots, and per stage
 ``<name>_episodes.html`` (its evaluation episodes, ``interplay.viewer``), ``stages/<name>/``
-(``result.json``, ``episodes.jsonl`` + a ``DONE`` marker) and ``checkpoints/<name>/``. A rerun skips
-finished stages and resumes an interrupted training from its last saved TRL checkpoint.
+(``result.json``, ``episodes.jsonl`` + a ``DONE`` marker; ``train_log.jsonl``, every log entry of the
+stage's trainer; ``messages.log``, the libraries' warnings and messages) and ``checkpoints/<name>/``.
+The terminal gets a line per stage event and progress bars only. A rerun skips finished stages and
+resumes an interrupted training from its last saved TRL checkpoint.
 
 Usage::
 
@@ -35,6 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interplay.training.config import GRPOTrainingConfig, ImitationConfig
+from interplay.training.exploration import ExplorationConfig
+
 STAGES = ("untrained", "sft", "grpo", "grpo_explore")
 DONE = "DONE"
 #: Pcov(N) columns of the report table (the JSON has the whole grid).
@@ -43,50 +50,68 @@ REPORT_COVERAGE_N = ("2", "16", "256", "65536")
 
 @dataclass(frozen=True)
 class Preset:
-    """Everything one pipeline run depends on. The tiny-model presets' numbers are measured on a loaded
-    2-core CPU (see each preset's ``notes``); ``sft_steps * sft_batch`` fresh expert episodes are used.
+    """Everything one pipeline run depends on: the configs its stages run with, and the evaluation's size.
 
     Args:
         name, description: how the preset is listed.
-        env, env_kwargs: the environment (it must have an expert, for SFT and coverage).
-        model: "tiny", a checkpoint directory or an HF id (``--model`` overrides it).
-        max_new_tokens: per reply, everywhere (the tiny model's replies are a few characters).
-        max_turns: a turn cap on top of the environment's own (None: the environment's).
-        sft_steps, sft_batch, sft_lr, sft_warmup: SFT optimizer steps, episodes per step, learning rate,
-            warmup steps.
-        grpo_steps, grpo_batch, grpo_generations, grpo_lr: GRPO optimizer steps, episodes per step
-            (= groups × generations), episodes per group, learning rate; both RL stages use them.
-        exploration: ``ExplorationConfig`` fields of the ``grpo_explore`` stage (methods, weights, params).
-        eval_tasks, k: held-out tasks and samples per task (pass@k up to k).
-        train_eval_tasks: held-out tasks scored greedily at the end of each training stage (training log).
-        save_steps: TRL checkpoint interval, which is what an interrupted training resumes from.
-        bf16: train in bfloat16 (GPU presets).
+        sft: the imitation stage's config. Its ``env`` and ``env_kwargs`` are the task every stage trains on
+            and is evaluated on (the environment needs an expert, for SFT and coverage); its ``model`` is the
+            starting model (``--model`` overrides it).
+        sft_args: TRL ``SFTConfig`` kwargs on top of the SFT defaults (``max_steps`` and
+            ``per_device_train_batch_size`` required; ``output_dir`` is the pipeline's).
+        grpo: the config of both RL stages. ``env``, ``env_kwargs``, ``max_new_tokens`` and ``max_turns``
+            must equal ``sft``'s, and ``seed_start`` must be past SFT's training seeds (both checked); its
+            ``model`` is not used (the RL stages start from the SFT checkpoint), nor its ``exploration``.
+        grpo_args: TRL ``GRPOConfig`` kwargs on top of the GRPO defaults (``max_steps`` and
+            ``per_device_train_batch_size`` required), the same budget for both RL stages.
+        exploration: what ``grpo_explore`` adds to ``grpo``; nothing else differs between the RL stages.
+        eval_tasks, k: held-out tasks and samples per task (pass@k up to k). Evaluation plays the task with
+            ``sft``'s ``max_new_tokens`` and ``max_turns`` (None: the environment's own turn limit).
         notes: where the numbers come from.
     """
 
     name: str
     description: str
-    env: str
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    model: str = "tiny"
-    max_new_tokens: int = 5
-    max_turns: int | None = None
-    sft_steps: int = 100
-    sft_batch: int = 32
-    sft_lr: float = 2e-3
-    sft_warmup: int = 30
-    grpo_steps: int = 20
-    grpo_batch: int = 64
-    grpo_generations: int = 8
-    grpo_lr: float = 3e-4
-    exploration: dict[str, Any] = field(default_factory=lambda: {"methods": ["outcome_count"]})
+    sft: ImitationConfig
+    sft_args: dict[str, Any]
+    grpo: GRPOTrainingConfig
+    grpo_args: dict[str, Any]
+    exploration: ExplorationConfig = field(default_factory=lambda: ExplorationConfig(methods=["outcome_count"]))
     eval_tasks: int = 100
     k: int = 8
-    train_eval_tasks: int = 20
-    save_steps: int = 50
-    bf16: bool = False
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        # One task for every stage and for evaluation, or the stages' numbers do not compare.
+        differ = [name for name in ("env", "env_kwargs", "max_new_tokens", "max_turns")
+                  if getattr(self.sft, name) != getattr(self.grpo, name)]
+        if differ:
+            raise ValueError(f"preset {self.name!r}: sft and grpo must play the same task, but their "
+                             f"{', '.join(differ)} differ.")
+        for stage, args in (("sft", self.sft_args), ("grpo", self.grpo_args)):
+            missing = {"max_steps", "per_device_train_batch_size"} - set(args)
+            if missing:
+                raise ValueError(f"preset {self.name!r}: {stage}_args needs {sorted(missing)}.")
+        used = self.sft.episodes + (self.sft.dagger_rounds * self.sft.dagger_episodes if self.sft.mode == "dagger" else 0)
+        if self.grpo.seed_start < self.sft.seed_start + used:
+            raise ValueError(f"preset {self.name!r}: grpo.seed_start {self.grpo.seed_start} reuses SFT's training "
+                             f"seeds; use {self.sft.seed_start + used} or more.")
+
+    @property
+    def env(self) -> str:
+        """The task's environment id (``sft.env``, which every stage plays)."""
+        return self.sft.env
+
+    @property
+    def model(self) -> str:
+        """The starting model (``sft.model``)."""
+        return self.sft.model
+
+
+CODEBREAKER = "interplay/CodeBreaker-v0"
+# No system prompt or "(n attempts left)" notes: ~3x shorter sequences, and SFT learns the hints in ~100 steps
+# instead of plateauing for 300 (measured with the tiny model).
+CODEBREAKER_KWARGS = {"instructions": False}
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -94,51 +119,63 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="codebreaker",
             description="CodeBreaker-v0 (3-digit code, digit-wise hints, 4 attempts), tiny model, ~3 min on 2 CPU cores",
-            env="interplay/CodeBreaker-v0",
-            # No system prompt or "(n attempts left)" notes: ~3x shorter sequences, and SFT learns
-            # the hints in ~100 steps instead of plateauing for 300 (measured on this CPU).
-            env_kwargs={"instructions": False},
-            max_new_tokens=5,
-            sft_steps=150, sft_batch=64, sft_lr=2e-3, sft_warmup=30,
-            grpo_steps=30, grpo_batch=64, grpo_generations=8, grpo_lr=3e-4,
-            exploration={"methods": ["outcome_count"], "weights": {"outcome_count": 0.1}},
-            eval_tasks=200, k=8, train_eval_tasks=40, save_steps=50,
+            sft=ImitationConfig(env=CODEBREAKER, env_kwargs=dict(CODEBREAKER_KWARGS), max_new_tokens=5,
+                                eval_episodes=40, episodes=150 * 64),
+            sft_args={"max_steps": 150, "per_device_train_batch_size": 64, "learning_rate": 2e-3,
+                      "warmup_steps": 30, "save_steps": 50},
+            grpo=GRPOTrainingConfig(env=CODEBREAKER, env_kwargs=dict(CODEBREAKER_KWARGS), max_new_tokens=5,
+                                    eval_episodes=40, seed_start=150 * 64),
+            grpo_args={"max_steps": 30, "per_device_train_batch_size": 64, "num_generations": 8,
+                       "learning_rate": 3e-4, "save_steps": 50},
+            exploration=ExplorationConfig(methods=["outcome_count"], weights={"outcome_count": 0.1}),
+            eval_tasks=200, k=8,
             notes="make demo: untrained 0% -> SFT 89% -> GRPO 92% pass@1 in 155 s on a 2-core CPU (100 tasks)",
         ),
         Preset(
             name="maze",
-            description="Maze-v0 4x4, compact observation, tiny model, ~11 min on 2 CPU cores",
-            env="interplay/Maze-v0",
-            env_kwargs={"size": 4, "observation": "compact"},
-            max_new_tokens=3,
-            sft_steps=150, sft_batch=64, sft_lr=2e-3, sft_warmup=30,
-            grpo_steps=20, grpo_batch=64, grpo_generations=8, grpo_lr=3e-4,
-            exploration={"methods": ["outcome_count"], "weights": {"outcome_count": 0.1}},
-            eval_tasks=100, k=8, train_eval_tasks=40, save_steps=50,
-            notes="CLI defaults measured: SFT 150 steps 56% greedy in ~250 s; GRPO 20 steps (turn cap 12) 67% in ~100 s",
+            description="Maze-4x4-v0 (4x4, compact observation, 12 moves), tiny model, ~11 min on 2 CPU cores",
+            # The task's id says everything, the 12-turn limit measured for GRPO included: every stage and
+            # the evaluation play it, and its observation states it.
+            sft=ImitationConfig(env="interplay/Maze-4x4-v0", max_new_tokens=3, eval_episodes=40, episodes=150 * 64),
+            sft_args={"max_steps": 150, "per_device_train_batch_size": 64, "learning_rate": 2e-3,
+                      "warmup_steps": 30, "save_steps": 50},
+            grpo=GRPOTrainingConfig(env="interplay/Maze-4x4-v0", max_new_tokens=3, eval_episodes=40,
+                                    seed_start=150 * 64),
+            grpo_args={"max_steps": 20, "per_device_train_batch_size": 64, "num_generations": 8,
+                       "learning_rate": 3e-4, "save_steps": 50},
+            exploration=ExplorationConfig(methods=["outcome_count"], weights={"outcome_count": 0.1}),
+            eval_tasks=100, k=8,
+            notes="CLI defaults measured on Maze-v0 4x4 (GRPO capped at 12 turns): SFT 150 steps 56% greedy in "
+                  "~250 s; GRPO 20 steps 67% in ~100 s",
         ),
         Preset(
             name="tiny-test",
             description="the smallest end-to-end run (CodeBreaker, a few steps each): for the test suite",
-            env="interplay/CodeBreaker-v0",
-            env_kwargs={"instructions": False},
-            max_new_tokens=4,
-            sft_steps=3, sft_batch=8, sft_lr=2e-3, sft_warmup=0,
-            grpo_steps=2, grpo_batch=8, grpo_generations=4, grpo_lr=3e-4,
-            exploration={"methods": ["outcome_count"]},
-            eval_tasks=6, k=4, train_eval_tasks=2, save_steps=1,
+            sft=ImitationConfig(env=CODEBREAKER, env_kwargs=dict(CODEBREAKER_KWARGS), max_new_tokens=4,
+                                eval_episodes=2, episodes=3 * 8),
+            sft_args={"max_steps": 3, "per_device_train_batch_size": 8, "learning_rate": 2e-3, "warmup_steps": 0,
+                      "save_steps": 1},
+            grpo=GRPOTrainingConfig(env=CODEBREAKER, env_kwargs=dict(CODEBREAKER_KWARGS), max_new_tokens=4,
+                                    eval_episodes=2, seed_start=3 * 8),
+            grpo_args={"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4,
+                       "learning_rate": 3e-4, "save_steps": 1},
+            exploration=ExplorationConfig(methods=["outcome_count"]),
+            eval_tasks=6, k=4,
             notes="checks the machinery, not learning",
         ),
         Preset(
             name="gpu",
             description="Qwen/Qwen2.5-0.5B-Instruct on MathFeedback-v0, bf16, one GPU (not run on CPU machines)",
-            env="interplay/MathFeedback-v0",
-            model="Qwen/Qwen2.5-0.5B-Instruct",
-            max_new_tokens=256,
-            sft_steps=300, sft_batch=16, sft_lr=1e-5, sft_warmup=20,
-            grpo_steps=200, grpo_batch=64, grpo_generations=8, grpo_lr=1e-6,
-            exploration={"methods": ["pkpo"], "params": {"pkpo": {"k": 4}}},
-            eval_tasks=500, k=16, train_eval_tasks=100, save_steps=50, bf16=True,
+            sft=ImitationConfig(env="interplay/MathFeedback-v0", model="Qwen/Qwen2.5-0.5B-Instruct",
+                                max_new_tokens=256, eval_episodes=100, episodes=300 * 16),
+            sft_args={"max_steps": 300, "per_device_train_batch_size": 16, "learning_rate": 1e-5,
+                      "warmup_steps": 20, "save_steps": 50, "bf16": True},
+            grpo=GRPOTrainingConfig(env="interplay/MathFeedback-v0", max_new_tokens=256, eval_episodes=100,
+                                    seed_start=300 * 16),
+            grpo_args={"max_steps": 200, "per_device_train_batch_size": 64, "num_generations": 8,
+                       "learning_rate": 1e-6, "save_steps": 50, "bf16": True},
+            exploration=ExplorationConfig(methods=["pkpo"], params={"pkpo": {"k": 4}}),
+            eval_tasks=500, k=16,
             notes="documented, not measured here: a downloaded HF model needs the hub (or a local copy)",
         ),
     )
@@ -176,7 +213,8 @@ def _latest_checkpoint(output_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def evaluate_checkpoint(preset: Preset, model: str, trajectories: list[Any] | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(preset: Preset, model: str, trajectories: list[Any] | None = None,
+                        progress: bool = True) -> dict[str, Any]:
     """Sampled evaluation (``k`` samples per held-out task) + coverage profile of one checkpoint, plus
     ``per_task_successes`` (for paired comparisons) and the report's summary keys. The episodes played
     are appended to ``trajectories`` when it is given."""
@@ -185,10 +223,10 @@ def evaluate_checkpoint(preset: Preset, model: str, trajectories: list[Any] | No
     from interplay.rollout import Trajectory
 
     started = time.perf_counter()
-    agent = HFAgent(model, temperature=1.0, max_new_tokens=preset.max_new_tokens, seed=0)
+    agent = HFAgent(model, temperature=1.0, max_new_tokens=preset.sft.max_new_tokens, seed=0)
     played: list[Trajectory] = []
-    result = evaluate(preset.env, agent, preset.eval_tasks, preset.k, env_kwargs=dict(preset.env_kwargs),
-                      max_turns=preset.max_turns, coverage=True, trajectories=played)
+    result = evaluate(preset.env, agent, preset.eval_tasks, preset.k, env_kwargs=dict(preset.sft.env_kwargs),
+                      max_turns=preset.sft.max_turns, coverage=True, trajectories=played, progress=progress)
     per_task: dict[int, list[bool]] = {}
     for t in played:
         per_task.setdefault(t.seed, []).append(bool(t.success))
@@ -205,52 +243,85 @@ def evaluate_checkpoint(preset: Preset, model: str, trajectories: list[Any] | No
         "success_by_turn": result["success_by_turn"],
         "eval_s": time.perf_counter() - started,
         "per_task_successes": [per_task[seed] for seed in sorted(per_task)],
+        "turn_limit": turn_limits(played),
         "eval": result,
     }
 
 
-def _sft(preset: Preset, model: str, output_dir: Path, progress: bool) -> dict[str, Any]:
+def turn_limits(trajectories: list[Any]) -> dict[str, Any]:
+    """The turn limits episodes were held to, read from their manifests: ``min`` and ``max`` over the
+    episodes (equal for a fixed limit; a maze's default limit varies by task), and the wrappers applied."""
+    limits = [t.manifest["turn_limit"] for t in trajectories]
+    wrappers = {json.dumps(w, sort_keys=True) for t in trajectories for w in t.manifest["wrappers"]}
+    return {"min": min(limits, default=None), "max": max(limits, default=None),
+            "wrappers": [json.loads(w) for w in sorted(wrappers)]}
+
+
+def task_report(preset: Preset, stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The task every stage played, as report.json writes it: the id with its registered kwargs and the
+    preset's, the turn limit imposed from outside (``max_turns``; None: the environment's own), and per stage
+    the limits its evaluation episodes were held to (``turn_limits``, read from their manifests)."""
+    import gymnasium as gym
+
+    return {"env": preset.env, "registered_kwargs": dict(gym.spec(preset.env).kwargs),
+            "env_kwargs": dict(preset.sft.env_kwargs), "max_turns": preset.sft.max_turns,
+            "turn_limits": {name: s.get("turn_limit") for name, s in stages.items()}}
+
+
+def task_line(task: dict[str, Any]) -> str:
+    """report.md's sentence on the task and the turn limits its episodes were held to."""
+    kwargs = {**task["registered_kwargs"], **task["env_kwargs"]}
+    limits = [lim for lim in task["turn_limits"].values() if lim and lim["min"] is not None]
+    low, high = min((lim["min"] for lim in limits), default=None), max((lim["max"] for lim in limits), default=None)
+    source = ("the environment's own limit" if task["max_turns"] is None else
+              f"a TurnLimit of {task['max_turns']} on top of the environment's own")
+    if low is None:  # results without manifests' limits (written before they were recorded)
+        return f"Task `{task['env']}` with kwargs `{json.dumps(kwargs)}`; turn limit: {source}."
+    held = f"{low}" if low == high else f"{low} to {high} (by task)"
+    return (f"Task `{task['env']}` with kwargs `{json.dumps(kwargs)}`; every evaluation episode was held to "
+            f"{held} turns ({source}), and training played the same task.")
+
+
+def _sft(preset: Preset, model: str, output_dir: Path, progress: bool, console: Any) -> dict[str, Any]:
     from trl import SFTConfig
 
-    from interplay.training.config import ImitationConfig
     from interplay.training.imitation import sft_defaults, train_imitation
 
-    config = ImitationConfig(env=preset.env, env_kwargs=dict(preset.env_kwargs), model=model,
-                             episodes=preset.sft_steps * preset.sft_batch, max_turns=preset.max_turns,
-                             eval_episodes=preset.train_eval_tasks, max_new_tokens=preset.max_new_tokens)
-    args = SFTConfig(output_dir=str(output_dir), **sft_defaults(
-        max_steps=preset.sft_steps, per_device_train_batch_size=preset.sft_batch, learning_rate=preset.sft_lr,
-        warmup_steps=preset.sft_warmup, save_steps=preset.save_steps, save_total_limit=1,
-        logging_steps=max(1, min(10, preset.sft_steps // 10)), disable_tqdm=not progress,
-        **({"bf16": True} if preset.bf16 else {})))
-    result = train_imitation(config, args, resume=_latest_checkpoint(output_dir), progress=progress)
-    return {"train_s": result.seconds, "log_history": result.log_history, "heldout": result.heldout}
+    config = dataclasses.replace(preset.sft, model=model)
+    args = SFTConfig(output_dir=str(output_dir), **sft_defaults(**{
+        "save_total_limit": 1, "logging_steps": max(1, min(10, preset.sft_args["max_steps"] // 10)),
+        **preset.sft_args, "disable_tqdm": not progress}))
+    # The console's bar is the stage's: no second bar over the expert episodes.
+    result = train_imitation(config, args, resume=_latest_checkpoint(output_dir), progress=False, console=console)
+    return {"train_s": result.seconds, "log_history": result.log_history, "heldout": result.heldout,
+            "config": dataclasses.asdict(config)}
 
 
-def _grpo(preset: Preset, model: str, output_dir: Path, progress: bool, explore: bool) -> dict[str, Any]:
+def _grpo(preset: Preset, model: str, output_dir: Path, progress: bool, explore: bool,
+          console: Any) -> dict[str, Any]:
     from trl import GRPOConfig
 
-    from interplay.training.config import GRPOTrainingConfig
-    from interplay.training.exploration import ExplorationConfig
     from interplay.training.grpo import grpo_defaults, train_grpo
 
-    config = GRPOTrainingConfig(
-        env=preset.env, env_kwargs=dict(preset.env_kwargs), model=model, max_turns=preset.max_turns,
-        max_new_tokens=preset.max_new_tokens, eval_episodes=preset.train_eval_tasks,
-        # Fresh tasks after SFT's, the same ones for both RL stages.
-        seed_start=preset.sft_steps * preset.sft_batch,
-        exploration=ExplorationConfig(**preset.exploration) if explore else None)
-    args = GRPOConfig(output_dir=str(output_dir), **grpo_defaults(
-        max_steps=preset.grpo_steps, per_device_train_batch_size=preset.grpo_batch,
-        num_generations=preset.grpo_generations, learning_rate=preset.grpo_lr, save_steps=preset.save_steps,
-        save_total_limit=1, disable_tqdm=not progress, **({"bf16": True} if preset.bf16 else {})))
-    result = train_grpo(config, args, resume=_latest_checkpoint(output_dir))
-    return {"train_s": result.seconds, "log_history": result.log_history, "heldout": result.heldout}
+    # Both RL stages: the same config, tasks and budget; only the exploration shaper differs.
+    config = dataclasses.replace(preset.grpo, model=model, exploration=preset.exploration if explore else None)
+    args = GRPOConfig(output_dir=str(output_dir), **grpo_defaults(**{
+        "save_total_limit": 1, **preset.grpo_args, "disable_tqdm": not progress}))
+    result = train_grpo(config, args, resume=_latest_checkpoint(output_dir), console=console)
+    return {"train_s": result.seconds, "log_history": result.log_history, "heldout": result.heldout,
+            "config": dataclasses.asdict(config)}
 
 
 def run_stage(preset: Preset, stage: str, out: Path, model: str, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run one stage (train if it trains, then evaluate), or read its result back if it is done."""
+    """Run one stage (train if it trains, then evaluate), or read its result back if it is done.
+
+    The terminal gets ``log`` lines and, with ``progress``, a training bar with the live figures
+    (``TrainingConsole``) and the evaluation's bar. The trainer's log entries go to
+    ``stages/<stage>/train_log.jsonl``; library warnings and messages to ``stages/<stage>/messages.log``.
+    """
+    from interplay.training.common import TrainingConsole, library_output_to
+
     index = STAGES.index(stage) + 1
     if stage_done(out, stage):
         result = _load_stage(out, stage)
@@ -260,20 +331,25 @@ def run_stage(preset: Preset, stage: str, out: Path, model: str, progress: bool 
     start = {"untrained": model, "sft": model, "grpo": str(out / "checkpoints" / "sft"),
              "grpo_explore": str(out / "checkpoints" / "sft")}[stage]
     what = {"untrained": "evaluating the starting model",
-            "sft": f"imitation: SFT on {preset.sft_steps * preset.sft_batch} expert episodes, {preset.sft_steps} steps",
-            "grpo": f"GRPO from the SFT checkpoint, {preset.grpo_steps} steps x {preset.grpo_batch} episodes",
-            "grpo_explore": f"GRPO + {'+'.join(preset.exploration.get('methods', []))} from the SFT checkpoint, "
+            "sft": f"imitation: SFT on {preset.sft.episodes} expert episodes, {preset.sft_args['max_steps']} steps",
+            "grpo": f"GRPO from the SFT checkpoint, {preset.grpo_args['max_steps']} steps x "
+                    f"{preset.grpo_args['per_device_train_batch_size']} episodes",
+            "grpo_explore": f"GRPO + {'+'.join(preset.exploration.methods)} from the SFT checkpoint, "
                             f"same budget"}[stage]
     log(f"[{index}/{len(STAGES)}] {stage}: {what}")
     started = time.perf_counter()
+    folder = out / "stages" / stage
+    console = TrainingConsole(folder / "train_log.jsonl", f"[{index}/{len(STAGES)}] {stage}", bar=progress)
     trained: dict[str, Any] = {"train_s": 0.0, "log_history": [], "heldout": []}
-    if stage == "sft":
-        trained = _sft(preset, start, checkpoint, progress)
-    elif stage in ("grpo", "grpo_explore"):
-        trained = _grpo(preset, start, checkpoint, progress, explore=stage == "grpo_explore")
     played: list[Any] = []
-    evaluated = evaluate_checkpoint(preset, str(checkpoint) if stage != "untrained" else start, trajectories=played)
-    _save_episodes(out, stage, preset, played)
+    with library_output_to(folder / "messages.log"):
+        if stage == "sft":
+            trained = _sft(preset, start, checkpoint, progress, console)
+        elif stage in ("grpo", "grpo_explore"):
+            trained = _grpo(preset, start, checkpoint, progress, stage == "grpo_explore", console)
+        evaluated = evaluate_checkpoint(preset, str(checkpoint) if stage != "untrained" else start,
+                                        trajectories=played, progress=progress)
+        _save_episodes(out, stage, preset, played)
     if stage != "untrained":
         for stale in checkpoint.glob("checkpoint-*"):  # the final model is saved; resume points are not needed
             shutil.rmtree(stale, ignore_errors=True)
@@ -322,15 +398,29 @@ def comparisons(stages: dict[str, dict[str, Any]], k: int) -> list[dict[str, Any
 
 def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[str, Any]]) -> str:
     """``report.md``: the results table, paired comparisons, success by attempt, timings, plots."""
-    k = preset.k
+    sections = (_report_header(env, preset, model, stages), _results_table(stages, preset.k),
+                _comparisons_table(stages, preset.k), _success_by_attempt_table(stages), _wall_time_table(stages),
+                _plots_section(stages))
+    return "\n".join(line for section in sections for line in section)
+
+
+def _report_header(env: str, preset: Preset, model: str, stages: dict[str, dict[str, Any]]) -> list[str]:
     first = stages[STAGES[0]]["eval"]
-    lines = [
+    return [
         f"# interplay pipeline report: {env}",
         "",
         f"Preset `{preset.name}` ({preset.description}); model `{model}`. Every checkpoint played the same "
-        f"{first['n_tasks']} held-out tasks (seeds from {min(first['seeds'])}) {k} times each, sampling at "
+        f"{first['n_tasks']} held-out tasks (seeds from {min(first['seeds'])}) {preset.k} times each, sampling at "
         "temperature 1. Numbers are percentages; brackets are 95% intervals across tasks.",
         "",
+        task_line(task_report(preset, stages)),
+        "",
+    ]
+
+
+def _results_table(stages: dict[str, dict[str, Any]], k: int) -> list[str]:
+    """Per stage: pass@1, pass@k, the coverage profile at ``REPORT_COVERAGE_N``, mean turns, wall time."""
+    lines = [
         "## Results",
         "",
         f"| stage | pass@1 | pass@{k} | " + " | ".join(f"Pcov({n})" for n in REPORT_COVERAGE_N)
@@ -342,12 +432,18 @@ def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[s
         lines.append(f"| {name} | {_with_ci(s['pass_at_1'], s['pass_at_1_ci95'])} | "
                      f"{_with_ci(s['pass_at_k'], s['pass_at_k_ci95'])} | {cov} | {s['mean_turns']:.2f} | "
                      f"{s['wall_s']:.0f} |")
-    lines += [
+    return lines + [
         "",
         "pass@1: chance that one sampled episode solves a task. pass@k: chance that at least one of k does "
         "(unbiased estimator). Pcov(N): share of the expert's episodes that the model finds at least N times "
         "less likely than the expert does (lower is better: the model covers the expert's behaviour).",
         "",
+    ]
+
+
+def _comparisons_table(stages: dict[str, dict[str, Any]], k: int) -> list[str]:
+    """Paired differences of pass@1 and pass@k between stages (``comparisons``), ``*`` where significant."""
+    lines = [
         "## Paired differences (same tasks)",
         "",
         f"| comparison | Δ pass@1 | Δ pass@{k} |",
@@ -360,9 +456,14 @@ def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[s
             verdict = "" if d["ci95"][0] <= 0 <= d["ci95"][1] else " *"
             cells.append(f"{100 * d['diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]{verdict}")
         lines.append(f"| {row['b']} − {row['a']} | {cells[0]} | {cells[1]} |")
-    lines += ["", "`*`: the interval excludes 0. Otherwise the difference is within noise at this task count.", ""]
+    return lines + ["", "`*`: the interval excludes 0. Otherwise the difference is within noise at this task count.",
+                    ""]
+
+
+def _success_by_attempt_table(stages: dict[str, dict[str, Any]]) -> list[str]:
+    """Per stage, the share of episodes solved within t turns, for every t any stage reached."""
     turns = sorted({int(t) for s in stages.values() for t in s["success_by_turn"]})
-    lines += [
+    lines = [
         "## Success by attempt",
         "",
         "Share of episodes solved within t turns (in a feedback game: within t attempts).",
@@ -372,10 +473,15 @@ def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[s
     ]
     for name, s in stages.items():
         by_turn = s["success_by_turn"]
+        # Past a stage's longest episode its success stays what it was at the last turn it reached.
         cells = [_pct(by_turn.get(str(t), by_turn[max(by_turn, key=int)])) for t in turns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+    return lines + [""]
+
+
+def _wall_time_table(stages: dict[str, dict[str, Any]]) -> list[str]:
+    """Seconds per stage: training, evaluation, total; and the whole run."""
+    lines = [
         "## Wall time",
         "",
         "| stage | train s | eval s | total s |",
@@ -384,8 +490,12 @@ def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[s
     for name, s in stages.items():
         lines.append(f"| {name} | {s['train_s']:.0f} | {s['eval_s']:.0f} | {s['wall_s']:.0f} |")
     lines.append(f"| all | | | {sum(s['wall_s'] for s in stages.values()):.0f} |")
-    lines += [
-        "",
+    return lines + [""]
+
+
+def _plots_section(stages: dict[str, dict[str, Any]]) -> list[str]:
+    """Links to the plots ``write_report`` draws and to each stage's page of evaluation episodes."""
+    return [
         "## Plots",
         "",
         "![pass@k](pass_at_k.png) ![coverage](coverage.png) ![success by turn](success_by_turn.png)",
@@ -396,7 +506,6 @@ def render_report(env: str, preset: Preset, model: str, stages: dict[str, dict[s
         + ", ".join(f"[{n}]({n}_episodes.html)" for n in stages),
         "",
     ]
-    return "\n".join(lines)
 
 
 def write_report(out: Path, preset: Preset, model: str, stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -404,7 +513,7 @@ def write_report(out: Path, preset: Preset, model: str, stages: dict[str, dict[s
     from interplay.plots import plot_all, plot_training_curves
 
     report = {"env": preset.env, "preset": preset.name, "model": model, "k": preset.k,
-              "preset_config": dataclasses.asdict(preset), "stages": stages,
+              "task": task_report(preset, stages), "preset_config": dataclasses.asdict(preset), "stages": stages,
               "comparisons": comparisons(stages, preset.k)}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     plot_all({name: s["eval"] for name, s in stages.items()}, out)
@@ -442,7 +551,8 @@ def run_pipeline(preset: str | Preset, out: str | Path, model: str | None = None
     model = model or preset.model
     out = Path(out)
     _check_out_dir(out, preset, model)
-    log(f"interplay pipeline: preset {preset.name!r} on {preset.env} with model {model!r} -> {out}")
+    log(f"interplay pipeline: preset {preset.name!r} on {preset.env} with model {model!r} -> {out} "
+        f"(full logs: {out / 'stages'}/<stage>/)")
     stages = {stage: run_stage(preset, stage, out, model, progress=progress, log=log) for stage in STAGES}
     report = write_report(out, preset, model, stages)
     return {**report, "report_md": str(out / "report.md"), "wall_s": time.perf_counter() - started}

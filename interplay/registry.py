@@ -40,7 +40,10 @@ def register(id: str, entry_point: Any, description: str, **kwargs: Any) -> None
     """Register an environment with Gymnasium and list it with a one-line description.
 
     ``kwargs`` go to ``gymnasium.register`` (for example ``kwargs={...}`` for default constructor
-    arguments). Registering an id twice replaces the first registration.
+    arguments). A variant of an environment with settings of its own (a size, a turn limit) is an id of
+    its own with those ``kwargs``, so the id alone names the task: ``interplay/Maze-4x4-v0`` is
+    ``MazeEnv`` with ``kwargs={"size": 4, "max_turns": 12}``. Registering an id twice replaces the
+    first registration.
     """
     if "/" not in id or not id.rsplit("-v", 1)[-1].isdigit():
         raise ValueError(f"environment id {id!r} must look like 'namespace/Name-v0'.")

@@ -13,8 +13,8 @@ Agent failures: a row whose reply is missing or not a string is played as "" and
 recorded in that turn's ``infos[t]["agent_error"]``; a batch call that raises stops the rollout
 with ``AgentError`` (other rows cannot be trusted then).
 
-Expert play: for agents that want expert actions, an environment with ``expert_action_probs()`` has
-that distribution (the one the expert's reply was drawn from) recorded in each turn's
+Expert play: for agents that want expert actions, the distribution the expert's reply was drawn from
+(``expert_action_probs()``, where the environment knows one) is recorded in each turn's
 ``infos[t]["expert_action_probs"]``, so log μ(y|x) of a seeded-stochastic expert is exact.
 """
 
@@ -30,8 +30,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from interplay.agents.base import Agent, as_reply
+from gymnasium.envs.registration import load_env_creator
+
+from interplay.agents.base import Agent, Reply, Session, as_reply
 from interplay.agents.chat import ChatEncoder, Message
+from interplay.envs.core import TurnLimit
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,17 @@ class Trajectory:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def spans(self) -> list[tuple[int, int, bool]]:
+        """The runs of ``completion_ids``: ``(start, end, by_agent)`` for each reply (``agent_mask`` 1) and
+        each environment turn (0), in order. (A thinking budget's inserted marker splits a reply in two.)"""
+        runs: list[tuple[int, int, bool]] = []
+        for i, bit in enumerate(self.agent_mask):
+            if runs and runs[-1][2] == bool(bit):
+                runs[-1] = (runs[-1][0], i + 1, bool(bit))
+            else:
+                runs.append((i, i + 1, bool(bit)))
+        return runs
 
 
 class ReplayMismatch(RuntimeError):
@@ -130,13 +144,19 @@ def _versions() -> dict[str, str]:
 class _Episode:
     """One live episode: its environment, chat and token record."""
 
-    def __init__(self, spec: EnvSpec, seed: int, group: int) -> None:
+    def __init__(self, spec: EnvSpec, seed: int, group: int, max_turns: int | None = None) -> None:
         from interplay.registry import make
 
         self.spec, self.seed, self.group = spec, seed, group
         self.env = make(spec.id, **spec.kwargs)
+        if max_turns is not None:  # a limit from outside the task: a wrapper, recorded in the manifest
+            self.env = TurnLimit(self.env, max_turns)
         observation, info = self.env.reset(seed=seed)
-        system = getattr(self.env.unwrapped, "system_prompt", "")
+        # The limit this episode is held to; the environment's own is known after reset (a maze sets it then).
+        self.turn_limit = self.env.limit if max_turns is not None else self.env.unwrapped.max_turns
+        self.wrappers = [{"name": w.name, "entry_point": w.entry_point, "kwargs": _jsonable(w.kwargs)}
+                         for w in self.env.spec.additional_wrappers]
+        system = self.env.unwrapped.system_prompt
         self.messages: list[Message] = [{"role": "system", "content": system}] if system else []
         self.messages.append({"role": "user", "content": observation})
         self.new: list[Message] = list(self.messages)  # messages the agent has not seen yet
@@ -177,6 +197,61 @@ class _Episode:
         ids = self.prompt_ids + self.completion_ids + encoder.close(self.last_reply)
         return encoder.fresh_render_diff(self.messages[: last + 1], ids)
 
+    def record_reply(self, reply: Reply, encoder: ChatEncoder | None, model_ids: bool) -> None:
+        """The reply's ids (the agent's own, or made from its text) and its message."""
+        if encoder is not None:
+            if model_ids and reply.token_ids is not None:
+                self.add_ids(reply.context_ids or [], reply.token_ids, reply.logprobs, reply.token_mask)
+            else:
+                self.text_agent_ids(encoder, reply.text)
+        message = {"role": "assistant", "content": reply.text}
+        if reply.reasoning is not None:
+            message["reasoning_content"] = reply.reasoning
+        self.messages.append(message)
+
+    def step(self, reply: Reply, error: str | None, expert_probs: Any) -> bool:
+        """Play the reply's text in the environment and record the result; True when the episode ended."""
+        observation, reward, terminated, truncated, info = self.env.step(reply.text)
+        info = _jsonable(info)
+        if error:
+            info["agent_error"] = error
+        if expert_probs is not None:
+            info["expert_action_probs"] = _jsonable(expert_probs)
+        self.rewards.append(reward)
+        self.infos.append(info)
+        self.invalid_actions += bool(info.get("invalid_action"))
+        self.messages.append({"role": "user", "content": observation})
+        self.new = [self.messages[-1]]
+        if terminated or truncated:
+            self.terminated, self.truncated = terminated, not terminated
+        return terminated or truncated
+
+
+def _manifest(agent: Agent, encoder: ChatEncoder | None) -> dict[str, Any]:
+    """What every trajectory of a rollout shares: who played, how it sampled, tokenizer and versions."""
+    return {
+        "agent": agent.name,
+        "agent_class": type(agent).__name__,
+        "sampling": _jsonable(agent.sampling_params()),
+        **(encoder.fingerprint() if encoder else {}),
+        "versions": _versions(),
+    }
+
+
+def _replies(session: Session, agent: Agent, episodes: list[_Episode], live: list[int]
+             ) -> dict[int, tuple[Reply, str | None]]:
+    """One turn of the agent for every live episode: row -> (reply, error)."""
+    expert = None
+    if agent.wants_expert_actions:
+        expert = {row: episodes[row].env.unwrapped.expert_action() for row in live}
+    replies = session.act({row: episodes[row].new for row in live}, expert_actions=expert)
+    out = {}
+    for row in live:
+        reply = as_reply(replies.get(row)) if isinstance(replies, dict) else as_reply(None)
+        missing = isinstance(replies, dict) and row not in replies
+        out[row] = (reply, f"agent {agent.name!r} returned no reply for this episode" if missing else reply.error)
+    return out
+
 
 def rollout(
     envs: str | EnvSpec | Sequence[str | EnvSpec],
@@ -196,7 +271,11 @@ def rollout(
             a seed get a random one, recorded in the trajectory.
         group_size: G episodes per spec, reset with the same seed (a GRPO group); consecutive in
             the output, sharing ``Trajectory.group``.
-        max_turns: a cap on agent turns per episode on top of the environment's own (truncates).
+        max_turns: a limit imposed from outside the task: every environment is wrapped in
+            ``TurnLimit(max_turns)``, which truncates and, where it is tighter than the environment's own
+            limit, says so in the first observation. Each trajectory's manifest records the wrappers
+            (``wrappers``) and the limit the episode was held to (``turn_limit``). None: the
+            environment's own limit, part of the task (its id and kwargs).
         tokenizer: for text agents, a tokenizer (or a ``ChatEncoder``, to pass chat-template kwargs)
             that gives their replies ids, so trajectories carry ids (model agents carry their own).
         progress: show a tqdm bar over finished episodes.
@@ -210,19 +289,11 @@ def rollout(
     episodes = []
     for group, spec in enumerate(specs):
         seed = spec.seed if spec.seed is not None else drawn.randrange(2**31)
-        episodes += [_Episode(spec, seed, group) for _ in range(group_size)]
-    model_ids = getattr(agent, "encoder", None) is not None
+        episodes += [_Episode(spec, seed, group, max_turns) for _ in range(group_size)]
+    model_ids = agent.encoder is not None
     encoder = agent.encoder if model_ids else tokenizer if isinstance(tokenizer, ChatEncoder) else \
         ChatEncoder(tokenizer) if tokenizer is not None else None
-    manifest = {
-        "agent": agent.name,
-        "agent_class": type(agent).__name__,
-        "sampling": _jsonable(agent.sampling_params()),
-        **(encoder.fingerprint() if encoder else {}),
-        "max_turns": max_turns,
-        "versions": _versions(),
-    }
-
+    manifest = _manifest(agent, encoder)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -231,44 +302,14 @@ def rollout(
     session = agent.start(len(episodes))
     live = list(range(len(episodes)))
     while live:
-        expert, expert_probs = None, {}
-        if agent.wants_expert_actions:
-            # A seeded-stochastic expert's distribution over its replies, recorded for the exact
-            # log μ(y|x) of the coverage profile (interplay.evaluation.expert_log_likelihood).
-            expert_probs = {row: episodes[row].env.unwrapped.expert_action_probs() for row in live
-                            if hasattr(episodes[row].env.unwrapped, "expert_action_probs")}
-            expert = {row: episodes[row].env.unwrapped.expert_action() for row in live}
-        replies = session.act({row: episodes[row].new for row in live}, expert_actions=expert)
+        # A seeded-stochastic expert's distribution over its replies (drawn before it acts), recorded for
+        # the exact log μ(y|x) of the coverage profile (interplay.evaluation.expert_log_likelihood).
+        expert_probs = {row: episodes[row].env.unwrapped.expert_action_probs() for row in live} \
+            if agent.wants_expert_actions else {}
         finished = []
-        for row in live:
-            episode = episodes[row]
-            reply = as_reply(replies.get(row)) if isinstance(replies, dict) else as_reply(None)
-            error = reply.error
-            if isinstance(replies, dict) and row not in replies:
-                error = f"agent {agent.name!r} returned no reply for this episode"
-            if encoder is not None:
-                if model_ids and reply.token_ids is not None:
-                    episode.add_ids(reply.context_ids or [], reply.token_ids, reply.logprobs, reply.token_mask)
-                else:
-                    episode.text_agent_ids(encoder, reply.text)
-            message = {"role": "assistant", "content": reply.text}
-            if reply.reasoning is not None:
-                message["reasoning_content"] = reply.reasoning
-            episode.messages.append(message)
-            observation, reward, terminated, truncated, info = episode.env.step(reply.text)
-            info = _jsonable(info)
-            if error:
-                info["agent_error"] = error
-            if row in expert_probs:
-                info["expert_action_probs"] = _jsonable(expert_probs[row])
-            episode.rewards.append(reward)
-            episode.infos.append(info)
-            episode.invalid_actions += bool(info.get("invalid_action"))
-            episode.messages.append({"role": "user", "content": observation})
-            episode.new = [episode.messages[-1]]
-            capped = max_turns is not None and len(episode.rewards) >= max_turns
-            if terminated or truncated or capped:
-                episode.terminated, episode.truncated = terminated, not terminated
+        for row, (reply, error) in _replies(session, agent, episodes, live).items():
+            episodes[row].record_reply(reply, encoder, model_ids)
+            if episodes[row].step(reply, error, expert_probs.get(row)):
                 finished.append(row)
         if finished:
             session.drop(finished)
@@ -305,7 +346,7 @@ def _trajectory(episode: _Episode, manifest: dict[str, Any], encoder: ChatEncode
         infos=episode.infos,
         group=episode.group,
         manifest={"env_id": episode.spec.id, "env_kwargs": _jsonable(episode.spec.kwargs), "seed": episode.seed,
-                  **manifest},
+                  "wrappers": episode.wrappers, "turn_limit": episode.turn_limit, **manifest},
         fresh_render_diff=episode.fresh_render_diff(encoder) if encoder is not None else None,
     )
 
@@ -316,6 +357,8 @@ def replay(trajectory: Trajectory) -> list[str]:
     from interplay.registry import make
 
     env = make(trajectory.env_id, **trajectory.env_kwargs)
+    for wrapper in trajectory.manifest.get("wrappers", []):  # as recorded: a TurnLimit changes the first observation
+        env = load_env_creator(wrapper["entry_point"])(env, **wrapper["kwargs"])
     observation, _ = env.reset(seed=trajectory.seed)
     chat = [m for m in trajectory.messages if m["role"] != "system"]
     recorded = [m["content"] for m in chat if m["role"] == "user"]

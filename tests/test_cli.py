@@ -16,12 +16,17 @@ def test_config_flags_parse_json_dicts_optional_numbers_and_exploration():
     assert args.exploration.methods == ["outcome_count"] and args.tasks == 3
 
 
-def test_grpo_uses_the_measured_turn_cap_only_where_it_was_measured():
-    import dataclasses
+def test_default_training_task_is_an_id_that_says_its_turn_limit():
+    import gymnasium as gym
 
-    assert GRPOTrainingConfig().turn_cap() == 12
-    assert GRPOTrainingConfig(env_kwargs={"size": 4, "observation": "compact"}).turn_cap() == 12
-    assert GRPOTrainingConfig(env_kwargs={"size": 5}).turn_cap() is None
-    assert GRPOTrainingConfig(env="interplay/CodeBreaker-v0").turn_cap() is None
-    assert GRPOTrainingConfig(max_turns=30).turn_cap() == 30
-    assert dataclasses.replace(GRPOTrainingConfig(), env="interplay/CodeBreaker-v0").turn_cap() is None
+    import interplay.training.config as config_module
+
+    # The measured 12-turn limit of GRPO on 4x4 mazes lives in the registered id, not in the training config.
+    assert not hasattr(config_module, "GRPO_TURN_CAPS") and not hasattr(GRPOTrainingConfig, "turn_cap")
+    assert GRPOTrainingConfig().env == ImitationConfig().env == "interplay/Maze-4x4-v0"
+    assert GRPOTrainingConfig().max_turns is None and ImitationConfig().max_turns is None
+    assert gym.spec("interplay/Maze-4x4-v0").kwargs == {"size": 4, "max_turns": 12}
+    env = gym.make(GRPOTrainingConfig().env)
+    for seed in range(5):
+        observation, info = env.reset(seed=seed)
+        assert env.unwrapped.max_turns == info["max_turns"] == 12 and "Reach goal in 12 moves" in observation

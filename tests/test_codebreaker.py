@@ -89,3 +89,16 @@ def test_without_instructions_observations_are_only_task_and_hints():
     assert env.reset(seed=0)[0] == "code 3 digits"
     obs, *_ = env.step("444")
     assert obs == digit_hints(env.task.answer, "444")
+
+
+def test_deterministic_expert_has_no_distribution_and_rollout_records_none():
+    from interplay.agents import ExpertAgent
+    from interplay.rollout import EnvSpec, rollout
+
+    env = CodeBreakerEnv()
+    env.reset(seed=3)
+    assert env.expert_action_probs() is None  # TextEnv's default: a deterministic expert
+    [t] = rollout(EnvSpec("interplay/CodeBreaker-v0", seed=3), ExpertAgent())
+    assert t.success and not any("expert_action_probs" in info for info in t.infos)
+    [m] = rollout(EnvSpec("interplay/Maze-v0", {"size": 3}, seed=3), ExpertAgent())
+    assert all("expert_action_probs" in info for info in m.infos[1:])

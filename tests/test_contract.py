@@ -1,14 +1,25 @@
 """The environment contract (DESIGN.md), checked on every registered environment.
 
 check_env, seeded determinism, the info keys, and a fuzz with arbitrary and adversarial replies:
-nothing an agent writes may crash an environment.
+nothing an agent writes may crash an environment, and nothing it does prints.
+
+The junk-reply fuzz draws its replies and its reset seeds from a seed chosen per run, so successive
+runs cover different tasks and replies; a failure names the seed (``INTERPLAY_FUZZ_SEED=<seed>``
+replays it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import secrets
 import warnings
+import zlib
+from collections.abc import Iterator
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
@@ -42,6 +53,20 @@ ADVERSARIAL = [
     "((((((((((" * (HUGE // 10),
 ]
 NOTHING_READABLE = ["", " ", "\n\n\t", "\x00\x01\x02", "😀" * 50, "…!?"]
+
+FUZZ_SEED = int(os.environ.get("INTERPLAY_FUZZ_SEED") or secrets.randbelow(2**32))
+#: Junk replies per id and run, after the adversarial ones; each episode starts from a fresh seed.
+JUNK_PER_ID = 10
+# Move words, answer fragments, numbers and odd characters; replies also reuse the observation's words.
+JUNK_WORDS = (
+    "call raise fold check bet up down left right accept reject propose offer pass stand hit yes no "
+    "A B C D X O x Q _ . , : ; - + * / ** ^ ! ? = ( ) [ ] { } {} [] <> {x} %s \\ ' \" ` # $ & "
+    "0 1 2 3 7 9 10 42 -1 00 3.5 1e999 nan inf None null true False 9**9**9 1/0 ∞ é 漢字 🙂 \u200b \x00 \t"
+).split(" ")
+JUNK_WRAPS = (
+    "{}", "[{}]", "<answer>{}</answer>", "\\boxed{{{}}}", "Answer: {}", "Answer:\n{}", "```\n{}\n```",
+    '{{"answer": {}}}', "[{}] [{}]", "{}\n\n{}",
+)
 
 
 def make(env_id: str) -> gym.Env:
@@ -105,7 +130,7 @@ def test_info_keys_through_an_episode(env_id):
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
-def test_adversarial_replies_never_crash(env_id):
+def test_adversarial_and_junk_replies_never_crash_nor_print(env_id, capfd):
     env = make(env_id)
     env.reset(seed=2)
     for reply in ADVERSARIAL:
@@ -113,6 +138,46 @@ def test_adversarial_replies_never_crash(env_id):
         assert isinstance(obs, str) and len(obs) < 20_000, "observations must not echo huge replies"
         if terminated or truncated:
             env.reset(seed=2)
+
+    rng = np.random.default_rng([FUZZ_SEED, zlib.crc32(env_id.encode())])
+    terminated = truncated = True
+    for _ in range(JUNK_PER_ID):
+        if terminated or truncated:
+            seed = int(rng.integers(2**31 - 1))
+            context = f"INTERPLAY_FUZZ_SEED={FUZZ_SEED} replays this run; {env_id} reset(seed={seed})"
+            with failure_named(context):
+                obs, info = env.reset(seed=seed)
+        reply = junk_reply(rng, obs)
+        where = f"{context}, then reply {reply[:200]!r}"
+        with failure_named(where):
+            obs, reward, terminated, truncated, info = env.step(reply)
+        assert isinstance(obs, str) and len(obs) < 20_000, where
+        assert isinstance(reward, float) and isinstance(info["invalid_action"], bool), where
+        if terminated or truncated:
+            assert isinstance(info["success"], bool) and isinstance(info["outcome"], str), where
+    out, err = capfd.readouterr()
+    assert out == err == "", f"{context}: the environment printed {(out + err)[:300]!r}"
+
+
+@contextlib.contextmanager
+def failure_named(where: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        pytest.fail(f"{where}: {type(error).__name__}: {error}")
+
+
+def junk_reply(rng: np.random.Generator, observation: str) -> str:
+    """A short reply of junk words (from JUNK_WORDS, or from the observation: moves an agent might
+    copy), bare or in a format environments parse (brackets, answer tags, \\boxed, JSON), now and
+    then repeated a few hundred times."""
+    seen = re.findall(r"\w+|[^\w\s]", observation[-2000:])
+    pool = seen if seen and rng.random() < 0.5 else JUNK_WORDS
+    words = [pool[int(rng.integers(len(pool)))] for _ in range(int(rng.integers(1, 6)))]
+    body = (" " if rng.random() < 0.7 else "").join(words)
+    wrap = JUNK_WRAPS[int(rng.integers(len(JUNK_WRAPS)))]
+    reply = wrap.format(*[body] * wrap.count("{}"))
+    return reply * int(rng.integers(2, 400)) if rng.random() < 0.05 else reply
 
 
 @pytest.mark.parametrize("env_id", STRICT_IDS)

@@ -11,7 +11,8 @@ from trl import GRPOConfig, GRPOTrainer
 
 from interplay import make
 from interplay.cli import _exploration_value
-from interplay.envs.feedback import SelfCritique
+from interplay.envs.teachers import SelfCritique
+from interplay.seeds import task_key
 from interplay.training.exploration import ExplorationConfig, GroupInfo, apply_shapers, build_shapers
 from interplay.training.grpo import (
     GRPOTrainingConfig,
@@ -19,7 +20,6 @@ from interplay.training.grpo import (
     episode_hidden,
     grpo_defaults,
     make_rollout_func,
-    task_prompt,
     train_grpo,
 )
 
@@ -37,7 +37,7 @@ def _config(**overrides):
 
 
 def _batch(env, seeds, g=4):
-    return [{"prompt": task_prompt(env, s)} for s in seeds for _ in range(g)]
+    return [{"prompt": task_key(env, s)} for s in seeds for _ in range(g)]
 
 
 @pytest.mark.parametrize("spec, metric", [
@@ -69,7 +69,7 @@ def test_grpo_run_with_critique_loss_logs_its_nll(tmp_path):
 def test_repexp_gets_hidden_vectors_of_the_models_width(tmp_path):
     config = _config(exploration="repexp")
     trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
-    prompts = [task_prompt(CODE, 3)] * 4
+    prompts = [task_key(CODE, 3)] * 4
     model = trainer.model.train()  # as during training, where TRL reads model.training
     out = make_rollout_func(config)(prompts, trainer)
     assert np.asarray(out["hidden"]).shape == (4, model.config.hidden_size)
@@ -182,3 +182,56 @@ def test_exploration_short_form_on_the_command_line():
             _exploration_value(bad)
     with pytest.raises(ValueError, match="critique_weight"):
         GRPOTrainingConfig(critique_weight=-1.0)
+
+
+def test_a_resumed_run_continues_the_outcome_counts(tmp_path, monkeypatch):
+    import copy
+
+    from transformers import TrainerCallback
+
+    from interplay.training import grpo
+
+    made = []  # every EpisodeReward built, to read its outcome counts during training
+    build = grpo.EpisodeReward.__init__
+
+    def recording(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(grpo.EpisodeReward, "__init__", recording)
+    counts: dict[str, dict[int, dict]] = {"first": {}, "resumed": {}}
+
+    class Snapshot(TrainerCallback):
+        def __init__(self, run):
+            self.run = run
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            counts[self.run]["begin"] = copy.deepcopy(made[-1].shapers[0].counts)
+
+        def on_save(self, args, state, control, **kwargs):
+            counts[self.run][state.global_step] = copy.deepcopy(made[-1].shapers[0].counts)
+
+    config = _config(exploration="outcome_count:0.1")
+    steps = {**FAST_GRPO, "save_strategy": "steps", "save_steps": 1, "save_total_limit": None}
+    train_grpo(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**steps)), callbacks=[Snapshot("first")])
+    first = counts["first"]
+    saved = tmp_path / "checkpoint-1" / grpo.REWARD_STATE_FILE.format(rank=0)
+    assert saved.exists() and first[1] and first[2] != first[1]
+
+    def total(table):
+        return sum(n for outcomes in table.values() for n in outcomes.values())
+
+    per_step = FAST_GRPO["per_device_train_batch_size"]
+    assert total(first[1]) == per_step and total(first[2]) == 2 * per_step
+    # Resumed after step 1: the counts are step 1's, and step 2 adds one step's episodes to them.
+    train_grpo(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**steps)),
+               resume=str(tmp_path / "checkpoint-1"), callbacks=[Snapshot("resumed")])
+    resumed = counts["resumed"]
+    assert resumed["begin"] == first[1]
+    assert total(resumed[2]) == total(first[2]) == 2 * per_step
+    assert all(resumed[2][task][outcome] >= n for task, outcomes in first[1].items() for outcome, n in outcomes.items())
+    # A checkpoint without the state (an older one) is refused rather than silently restarting the counts.
+    saved.unlink()
+    with pytest.raises(ValueError, match="no reward-shaper state"):
+        train_grpo(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**steps)),
+                   resume=str(tmp_path / "checkpoint-1"))

@@ -10,17 +10,24 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from interplay.envs.feedback import (
-    NO_ANSWER,
+from interplay.envs.feedback import NO_ANSWER, Task
+from interplay.envs.math import FAMILIES, MathFeedbackEnv, load_tasks
+from interplay.envs.parsing import (
+    answers_match,
+    extract_answer,
+    last_answer_line,
+    normalize_answer,
+    parse_number,
+)
+from interplay.envs.teachers import (
     ModelTeacher,
     NoTeacher,
     RuleTeacher,
-    Task,
+    Teacher,
+    guarded_feedback,
     number_to_words,
     reveals_answer,
 )
-from interplay.envs.math import FAMILIES, MathFeedbackEnv, load_tasks
-from interplay.envs.parsing import answers_match, extract_answer, normalize_answer, parse_number
 
 
 def play(env: MathFeedbackEnv, seed: int, replies: list[str]) -> list:
@@ -95,6 +102,13 @@ def test_extract_answer(reply, expected):
 @pytest.mark.parametrize("reply", ["", "no idea", "…!?", "😀" * 10, "\\boxed{"])
 def test_no_answer_gives_none(reply):
     assert extract_answer(reply) is None
+
+
+def test_the_last_answer_line_is_found_in_every_spelling():
+    text = "Answer: 1\n**Final answer:** 2\nThe answer is: 3 apples\nanswers: 4"
+    line = last_answer_line(text)
+    assert line is not None and text[line.end() :].strip() == "3 apples\nanswers: 4"
+    assert last_answer_line("no marker here") is None
 
 
 @pytest.mark.parametrize(
@@ -346,6 +360,45 @@ def test_no_teacher_and_bad_teacher():
     assert isinstance(MathFeedbackEnv(teacher=RuleTeacher(lambda t, a: "Nope.")).teacher, RuleTeacher)
     with pytest.raises(ValueError, match="teacher must be"):
         MathFeedbackEnv(teacher="oracle")
+
+
+class _Hinting(Teacher):
+    def feedback(self, task, attempt_text, extracted_answer, attempt_index):
+        return "Recheck the last step."
+
+
+class _Prompting:  # not a subclass: both members given
+    informative = False
+
+    def feedback(self, task, attempt_text, extracted_answer, attempt_index):
+        return "Wrong. Try again."
+
+
+@pytest.mark.parametrize("teacher, informative", [
+    ("rule", True), ("none", False), ("self", False), (lambda prompt: "Recheck the last step.", True),
+    (_Hinting(), True), (_Prompting(), False),
+])
+def test_teacher_feedback_info_follows_the_teachers_informative_attribute(teacher, informative):
+    env = MathFeedbackEnv(teacher=teacher)
+    assert env.teacher.informative is informative
+    env.reset(seed=2)
+    obs, _, _, _, info = env.step("\\boxed{100000}")
+    assert info["teacher_feedback"] == (obs.rsplit(" (", 1)[0] if informative else "")
+    with pytest.raises(ValueError, match="informative"):  # an object without it is not a Teacher
+        MathFeedbackEnv(teacher=type("Bare", (), {"feedback": _Hinting.feedback})())
+
+
+def test_guarded_feedback_is_usable_without_an_environment():
+    task = Task("What is 6 * 7?", "42")
+    say = lambda text: ModelTeacher(lambda prompt: text)  # noqa: E731
+    hint = lambda task, answer: "Too low."  # noqa: E731
+    assert guarded_feedback(say("Multiply again."), task, "", "40", 1, lambda t, x: False, hint) == (
+        "Multiply again.", False)
+    leaks = lambda t, text: reveals_answer(t.answer, text)  # noqa: E731
+    assert guarded_feedback(say("It is 42."), task, "", "40", 1, leaks, hint) == ("Too low.", True)
+    assert guarded_feedback(say("It is 42."), task, "", "40", 1, leaks, lambda t, a: "42!") == (
+        "Incorrect, try again.", True)
+    assert guarded_feedback(say("  \n "), task, "", "40", 1, leaks, hint) == ("Incorrect, try again.", False)
 
 
 # ---- user datasets ----------------------------------------------------------------------------

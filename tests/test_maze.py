@@ -373,6 +373,19 @@ def test_turn_limit_truncates_a_failing_episode():
     assert fixed.max_turns == 7
 
 
+def test_the_registered_4x4_variant_states_and_enforces_its_12_turns():
+    env = gym.make("interplay/Maze-4x4-v0")
+    assert env.spec.kwargs == {"size": 4, "max_turns": 12}
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        assert "4x4 maze" in obs and "Reach goal in 12 moves" in obs and info["max_turns"] == 12
+        steps = [env.step(find_wall(env.unwrapped)) for _ in range(12)]
+        assert [s[3] for s in steps] == [False] * 11 + [True], "truncated at the 12th turn, not before"
+    # Kwargs given to make() go on top of the id's; the limit stays the id's and is stated.
+    obs, _ = gym.make("interplay/Maze-4x4-v0", observation="full").reset(seed=0)
+    assert "reach the goal G in 12 moves" in obs
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [

@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 from trl import GRPOConfig
 
 from interplay import models
+from interplay.training.common import check_launch
 from interplay.training.grpo import GRPOTrainingConfig, build_grpo_trainer, grpo_defaults, parameter_sharding
-from interplay.training.imitation import check_launch
 
 SPY = Path(__file__).parent / "fixtures" / "spy_cli.py"
 # Two optimizer steps of tiny episodes, a checkpoint at each, the held-out score on two tasks.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import json
 import time
 
@@ -21,13 +24,15 @@ STAGE_KEYS = ("pass_at_1", "pass_at_k", "k", "coverage", "mean_turns", "wall_s",
 def first_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
     lines: list[str] = []
+    terminal = io.StringIO()
     started = time.perf_counter()
-    report = run_pipeline("tiny-test", out, progress=False, log=lines.append)
-    return out, report, lines, time.perf_counter() - started
+    with contextlib.redirect_stdout(terminal), contextlib.redirect_stderr(terminal):
+        report = run_pipeline("tiny-test", out, progress=False, log=lines.append)
+    return out, report, lines, time.perf_counter() - started, terminal.getvalue()
 
 
 def test_tiny_test_preset_writes_every_section_of_the_report(first_run):
-    out, report, lines, seconds = first_run
+    out, report, lines, seconds, _ = first_run
     assert seconds < 120, f"the tiny-test preset must stay well under two minutes, took {seconds:.0f} s"
     assert [line.split(":")[0] for line in lines if line.startswith("[") and "finished" in line] == [
         f"[{i}/4] {stage}" for i, stage in enumerate(STAGES, start=1)]
@@ -56,7 +61,7 @@ def test_tiny_test_preset_writes_every_section_of_the_report(first_run):
 
 
 def test_rerun_skips_finished_stages_and_reports_the_same_numbers(first_run):
-    out, report, _, first_seconds = first_run
+    out, report, _, first_seconds, _ = first_run
     lines: list[str] = []
     started = time.perf_counter()
     again = run_pipeline("tiny-test", out, progress=False, log=lines.append)
@@ -69,7 +74,7 @@ def test_rerun_skips_finished_stages_and_reports_the_same_numbers(first_run):
 
 
 def test_an_interrupted_run_resumes_at_the_first_unfinished_stage(first_run, tmp_path):
-    out, report, _, _ = first_run
+    out, report, _, _, _ = first_run
     import shutil
 
     # A run killed during the last stage: its marker and results are missing, the others are on disk.
@@ -91,3 +96,72 @@ def test_bad_preset_and_mismatched_out_dir_give_clear_errors(first_run, capsys):
     out = first_run[0]
     with pytest.raises(ValueError, match="holds a pipeline run of preset 'tiny-test'"):
         run_pipeline("tiny-test", out, model="some/other-model", progress=False, log=lambda _: None)
+
+
+def test_the_report_writes_the_turn_limits_its_episodes_were_held_to(first_run):
+    from interplay.rollout import load_trajectories
+
+    out = first_run[0]
+    saved = json.loads((out / "report.json").read_text())
+    task = saved["task"]
+    assert (task["env"], task["env_kwargs"], task["max_turns"]) == ("interplay/CodeBreaker-v0", {"instructions": False},
+                                                                    None)
+    for stage in STAGES:
+        played = load_trajectories(out / "stages" / stage / "episodes.jsonl")
+        # CodeBreaker's own limit, 4 attempts, is what every evaluation episode was held to.
+        assert {t.manifest["turn_limit"] for t in played} == {4} and max(t.turns for t in played) <= 4
+        assert saved["stages"][stage]["turn_limit"] == task["turn_limits"][stage] == {"min": 4, "max": 4,
+                                                                                       "wrappers": []}
+    # The trained stages record the config they ran with: the same task, no outside limit.
+    for stage in STAGES[1:]:
+        config = saved["stages"][stage]["config"]
+        assert (config["env"], config["env_kwargs"], config["max_turns"]) == (task["env"], task["env_kwargs"], None)
+    assert saved["stages"]["grpo"]["config"]["exploration"] is None
+    assert saved["stages"]["grpo_explore"]["config"]["exploration"]["methods"] == ["outcome_count"]
+    assert "held to 4 turns (the environment's own limit)" in (out / "report.md").read_text()
+
+
+def test_an_outside_turn_limit_is_told_enforced_and_reported():
+    from interplay.pipeline import evaluate_checkpoint, task_line, task_report
+
+    base = get_preset("tiny-test")
+    capped = dataclasses.replace(base, sft=dataclasses.replace(base.sft, max_turns=2),
+                                 grpo=dataclasses.replace(base.grpo, max_turns=2))
+    played: list = []
+    result = evaluate_checkpoint(capped, "tiny", trajectories=played, progress=False)
+    wrapper = {"name": "TurnLimit", "entry_point": "interplay.envs.core:TurnLimit", "kwargs": {"max_turns": 2}}
+    assert result["turn_limit"] == {"min": 2, "max": 2, "wrappers": [wrapper]}
+    for t in played:
+        first = next(m["content"] for m in t.messages if m["role"] == "user")
+        assert first.endswith("Turn limit: 2 turns.") and t.turns <= 2
+    assert "held to 2 turns (a TurnLimit of 2 on top of the environment's own)" in task_line(
+        task_report(capped, {"untrained": result}))
+
+
+def test_presets_hold_the_real_configs_and_refuse_inconsistent_ones():
+    from interplay.training.config import GRPOTrainingConfig, ImitationConfig
+
+    maze = get_preset("maze")
+    assert isinstance(maze.sft, ImitationConfig) and isinstance(maze.grpo, GRPOTrainingConfig)
+    # The maze preset plays the registered 4x4 id, whose kwargs hold the 12-turn limit GRPO was measured with.
+    assert maze.env == maze.grpo.env == "interplay/Maze-4x4-v0" and maze.grpo.max_turns is None
+    base = get_preset("tiny-test")
+    with pytest.raises(ValueError, match="same task, but their max_turns differ"):
+        dataclasses.replace(base, sft=dataclasses.replace(base.sft, max_turns=2))
+    with pytest.raises(ValueError, match="grpo.seed_start 0 reuses SFT's training seeds; use 24"):
+        dataclasses.replace(base, grpo=dataclasses.replace(base.grpo, seed_start=0))
+    with pytest.raises(ValueError, match=r"grpo_args needs \['max_steps'\]"):
+        dataclasses.replace(base, grpo_args={"per_device_train_batch_size": 8})
+
+
+def test_the_terminal_stays_quiet_and_the_full_logs_are_in_the_run_directory(first_run):
+    out, report, lines, _, terminal = first_run
+    # Without progress bars nothing but the pipeline's own lines: no trainer log dictionaries, library
+    # warnings or progress bars of loading and saving.
+    assert terminal == "", terminal[:500]
+    for stage in STAGES[1:]:
+        logged = [json.loads(line) for line in (out / "stages" / stage / "train_log.jsonl").read_text().splitlines()]
+        history = [{k: v for k, v in e.items() if k != "time"} for e in logged]
+        assert history == report["stages"][stage]["log_history"]
+        assert any("loss" in e for e in logged) and any("heldout/success_rate" in e for e in logged)
+    assert "FutureWarning" in (out / "stages" / "sft" / "messages.log").read_text()  # TRL's, kept off the terminal

@@ -55,14 +55,7 @@ def loaded(name: str) -> tuple:
 
 def agent_runs(t) -> list[tuple[int, int]]:
     """(start, end) of each reply inside ``completion_ids``."""
-    runs, start = [], None
-    for i, bit in enumerate([*t.agent_mask, 0]):
-        if bit and start is None:
-            start = i
-        elif not bit and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs
+    return [(start, end) for start, end, by_agent in t.spans() if by_agent]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -212,7 +205,7 @@ def test_enable_thinking_switch_from_the_api_the_config_and_the_cli(tmp_path):
     [t] = rollout(EnvSpec(CODE, seed=5), agent, max_turns=1)
     assert tokenizer.decode(t.prompt_ids).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert t.manifest["chat_template_kwargs"] == off and t.manifest["sampling"]["chat_template_kwargs"] == off
-    from interplay.training.imitation import agent_kwargs
+    from interplay.training.common import agent_kwargs
 
     assert agent_kwargs(GRPOTrainingConfig(chat_template_kwargs=off))["chat_template_kwargs"] == off
     out = tmp_path / "t.jsonl"
@@ -228,7 +221,7 @@ def test_base_model_without_a_template_gets_the_plain_fallback():
     base.chat_template = None
     with pytest.warns(UserWarning, match=PLAIN_TEMPLATE_NAME):
         agent = HFAgent(model, base, seed=0, max_new_tokens=4)
-    [t] = rollout(EnvSpec(CODE, seed=6), agent, max_turns=2)
+    [t] = rollout(EnvSpec(CODE, {"max_attempts": 2}, seed=6), agent)  # the task's own limit: no note in the prompt
     assert base.decode(t.prompt_ids).startswith("<|begin_of_text|>")
     assert base.decode(t.prompt_ids).endswith("User:\ncode 3 digits\n\nAssistant:\n")
     assert agent.encoder.stop_ids >= {base.eos_token_id}

@@ -108,6 +108,55 @@ def test_groups_share_the_seed_and_manifest(mixed):
     assert {"torch", "transformers", "gymnasium"} <= set(manifest["versions"])
 
 
+TURN_LIMIT_5 = {"name": "TurnLimit", "entry_point": "interplay.envs.core:TurnLimit", "kwargs": {"max_turns": 5}}
+
+
+def test_an_outside_turn_limit_is_a_wrapper_recorded_in_the_manifest(mixed):
+    _, trajectories = mixed  # played with rollout(..., max_turns=5)
+    for t in trajectories:
+        assert t.manifest["wrappers"] == [TURN_LIMIT_5] and "max_turns" not in t.manifest
+        # The limit each episode was held to: the tighter of the wrapper's and the environment's own.
+        own = t.infos[0]["max_turns"] if t.env_id == MAZE.id else 3  # MathFeedback: 3 attempts
+        assert t.manifest["turn_limit"] == min(own, 5) and t.turns <= t.manifest["turn_limit"]
+        assert t.truncated == (not t.terminated) and (t.terminated or t.turns == t.manifest["turn_limit"])
+
+
+def test_the_observation_states_the_turn_limit_that_is_enforced():
+    wall = RandomAgent(["nonsense"])  # never reaches the goal: every episode runs to its limit
+    # The environment's own limit (here the registered id's), stated in its own words.
+    [own] = rollout(EnvSpec("interplay/Maze-4x4-v0", seed=3), wall)
+    assert "Reach goal in 12 moves" in own.messages[1]["content"]
+    assert own.turns == own.manifest["turn_limit"] == 12 and own.truncated and own.manifest["wrappers"] == []
+    # A tighter limit from outside is told to the agent, enforced, recorded, and replayed.
+    [capped] = rollout(EnvSpec("interplay/Maze-4x4-v0", seed=3), wall, max_turns=5)
+    first = capped.messages[1]["content"]
+    assert first == own.messages[1]["content"] + "\nTurn limit: 5 turns."
+    assert capped.turns == capped.manifest["turn_limit"] == 5 and capped.truncated
+    assert capped.manifest["wrappers"] == [TURN_LIMIT_5]
+    assert replay(capped)[0] == first
+    # A looser one changes nothing the agent sees: the environment's own limit holds.
+    [loose] = rollout(EnvSpec("interplay/Maze-4x4-v0", seed=3), wall, max_turns=50)
+    assert loose.messages == own.messages and loose.manifest["turn_limit"] == 12
+    # Any environment: CodeBreaker's own limit is 4 attempts.
+    [code] = rollout(EnvSpec("interplay/CodeBreaker-v0", seed=1), wall, max_turns=2)
+    assert code.messages[1]["content"].endswith("\nTurn limit: 2 turns.") and code.turns == 2
+
+
+def test_turn_limit_wrapper_refuses_bad_limits_and_steps_past_its_end():
+    import gymnasium as gym
+
+    from interplay.envs.core import TurnLimit
+
+    with pytest.raises(ValueError, match="max_turns must be a positive integer"):
+        TurnLimit(gym.make(MAZE.id), 0)
+    env = TurnLimit(gym.make(MAZE.id, **MAZE.kwargs), 1)
+    assert env.spec.additional_wrappers[-1].kwargs == {"max_turns": 1}
+    env.reset(seed=0)
+    assert env.limit == 1 and env.step("nonsense")[3] is True
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step("u")
+
+
 def test_jsonl_and_dataset_round_trip(mixed, tmp_path):
     _, trajectories = mixed
     path = tmp_path / "t.jsonl"

@@ -3,19 +3,19 @@ and the experts solve/beat what they should. Real TextArena games throughout."""
 
 from __future__ import annotations
 
-import time
-
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import interplay
 from interplay.envs import textarena as ta_envs
+from interplay.envs.textarena import GAMES as RECORDS
 from interplay.envs.textarena import TextArenaEnv
+from interplay.envs.textarena.opponent import candidate_moves
 
 ta_envs.register_games()
-GAMES = sorted(ta_envs._AVAILABLE)
-SINGLE = [g for g in GAMES if ta_envs._AVAILABLE[g][0] == 1]
+GAMES = sorted(base for base, game in RECORDS.items() if not game.unavailable)
+UNAVAILABLE = sorted(base for base, game in RECORDS.items() if game.unavailable)
 # Not deterministic under a seed: none found. Games whose built-in opponent rarely finds a legal
 # move (its candidates do not cover the game's move syntax) are listed in the report, not here.
 REPLIES = ["[0]", "", "hello", "🙂 ünïcödé ✓", "[1 1]", "[A C]", "[up]", "[col 3]", "x" * 100_000, "[" * 50]
@@ -29,17 +29,26 @@ def test_at_least_40_games_registered_and_unavailable_ones_have_reasons():
     unavailable = {e.id: e.reason for e in interplay.list_envs(include_unavailable=True) if not e.available}
     assert unavailable["interplay/TextArena-Wordle-v0"].startswith("needs the NLTK")
     assert "Python >= 3.12" in unavailable["interplay/TextArena-Chess-v0"]
-    for base in ta_envs._UNAVAILABLE:
+    for base in UNAVAILABLE:
         assert len(unavailable[f"interplay/TextArena-{base}-v0"]) > 20
     with pytest.raises(gym.error.Error, match="NLTK"):
         interplay.make("interplay/TextArena-Wordle-v0")
 
 
-def test_static_availability_table_matches_a_real_probe_of_every_game():
+def test_records_match_a_real_probe_of_every_game():
+    assert ta_envs.records_apply(), "the records were measured with another TextArena or Python"
     probed = ta_envs.probe_games()
-    assert {b for b, (_, why) in probed.items() if not why} == set(ta_envs._AVAILABLE)
-    assert {b for b, (_, why) in probed.items() if why} == set(ta_envs._UNAVAILABLE)
-    assert all(probed[b][0] == players for b, (players, _) in ta_envs._AVAILABLE.items())
+    assert {b for b, (_, why) in probed.items() if not why} == set(GAMES)
+    assert {b for b, (_, why) in probed.items() if why} == set(UNAVAILABLE)
+    assert all(probed[b][0] == RECORDS[b].players for b in GAMES)
+
+
+def test_one_record_per_game_with_its_expert_and_opponent_moves():
+    nim = RECORDS["Nim"]
+    assert nim.players == 2 and nim.expert is not None and nim.moves is not None
+    assert all((RECORDS[g].expert is None) == (g not in EXPERT_GAMES) for g in GAMES)
+    assert all(RECORDS[b].players == 0 and len(RECORDS[b].unavailable) > 20 for b in UNAVAILABLE)
+    assert all(RECORDS[g].players in (1, 2) and RECORDS[g].description for g in GAMES)
 
 
 @pytest.mark.parametrize("game", GAMES)
@@ -83,6 +92,9 @@ def _expert_episode(game: str, seed: int, **kwargs) -> dict:
         assert not info["invalid_action"], (game, seed, info)
         if terminated or truncated:
             return {**info, "reward": reward, "player": env.player}
+
+
+EXPERT_GAMES = {"TowerOfHanoi", "GuessTheNumber", "Mastermind", "RushHour", "Nim"}
 
 
 @pytest.mark.parametrize("game", ["TowerOfHanoi", "GuessTheNumber", "Mastermind", "RushHour"])
@@ -139,20 +151,50 @@ def test_seat_alternates_with_seed_and_bad_kwargs_are_explained():
         TextArenaEnv("Nim", reward="dense")
 
 
-def test_import_interplay_does_not_import_textarena():
+IMPORT_CHECK = """
+import importlib.metadata, os, sys
+version = importlib.metadata.version
+importlib.metadata.version = lambda name: {fake!r} if name.lower() == "textarena" else version(name)
+import interplay
+from interplay.envs import textarena as t
+t.register_games()
+ids = [e.id for e in interplay.list_envs() if e.id.startswith("interplay/TextArena-")]
+print(len(ids), "textarena" in sys.modules, sorted(os.listdir(os.environ["XDG_CACHE_HOME"])))
+"""
+
+
+@pytest.mark.parametrize("version", ["0.7.4", "99.0"])
+def test_import_interplay_neither_imports_textarena_nor_probes_nor_writes(version, tmp_path):
+    import os
     import subprocess
     import sys
 
-    code = "import sys, interplay.envs.textarena as t; t.register_games(); print('textarena' in sys.modules)"
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False", out.stderr
-    assert time.perf_counter() - start < 10
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    code = IMPORT_CHECK.format(fake=version)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    count, imported, written = out.stdout.split(maxsplit=2)
+    assert (int(count), imported, written.strip()) == (len(GAMES), "False", "[]"), out.stderr
+
+
+def test_under_another_textarena_a_game_is_probed_when_made(monkeypatch):
+    from interplay.envs.textarena import availability
+
+    monkeypatch.setattr(availability, "installed_version", lambda: "99.0")
+    monkeypatch.setattr(availability, "_probed", {})
+    assert not ta_envs.records_apply()
+    env = TextArenaEnv("Nim")
+    env.reset(seed=0)
+    assert env.num_players == 2 and env.expert_action() is not None and set(availability._probed) == {"Nim"}
+    with pytest.raises(ValueError, match="NLTK"):
+        TextArenaEnv("Wordle")
+    with pytest.raises(ValueError, match="has no game 'Chesss'"):
+        TextArenaEnv("Chesss")
 
 
 def test_opponent_survives_agent_replies_with_braces_and_bracketed_holes():
     # The built-in opponent reads bracketed moves from what it saw, the agent's reply included.
-    moves = ta_envs._candidates("SimpleNegotiation", {}, 1, "[Player 0] [Offer {y} A] [attack M O]")
+    seen = "[Player 0] [Offer {y} A] [attack M O]"
+    moves = candidate_moves(RECORDS["SimpleNegotiation"].moves, {}, 1, seen)
     assert "[Offer {y} 3]" in moves and "[attack 2 5]" in moves
     env = gym.make("interplay/TextArena-SimpleNegotiation-v0").unwrapped
     env.reset(seed=0)
@@ -161,3 +203,18 @@ def test_opponent_survives_agent_replies_with_braces_and_bracketed_holes():
         assert isinstance(obs, str)
         if terminated or truncated:
             break
+
+
+def test_a_deal_the_opponent_ends_before_the_agent_moves_is_dealt_again(monkeypatch):
+    # Golf's built-in opponent can lose by invalid moves before the agent's first move (seed 199 did):
+    # reset deals again, so that it never returns a finished game.
+    deals = []
+    deal = TextArenaEnv._deal
+    monkeypatch.setattr(TextArenaEnv, "_deal", lambda self, seed: deals.append(seed) or deal(self, seed))
+    env = TextArenaEnv("Golf")
+    obs, info = env.reset(seed=199)
+    assert len(deals) == 2 and "success" not in info and not env.finished
+    assert isinstance(env.step("[draw]")[0], str)
+    for game in ("Golf", "Chopsticks"):
+        env = TextArenaEnv(game)
+        assert not any("success" in env.reset(seed=seed)[1] for seed in range(30))

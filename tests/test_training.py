@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from trl import GRPOConfig, SFTConfig
 
@@ -10,6 +12,8 @@ from interplay.agents import HFAgent
 from interplay.cli import main
 from interplay.evaluation import evaluate
 from interplay.rollout import EnvSpec, rollout
+from interplay.seeds import task_key
+from interplay.training.common import TrainingConsole
 from interplay.training.grpo import (
     EpisodeReward,
     GRPOTrainingConfig,
@@ -17,7 +21,6 @@ from interplay.training.grpo import (
     grpo_defaults,
     make_rollout_func,
     parse_task_prompt,
-    task_prompt,
     train_grpo,
 )
 from interplay.training.imitation import (
@@ -30,7 +33,7 @@ from interplay.training.imitation import (
     train_imitation,
 )
 
-MAZE = "interplay/Maze-v0"
+MAZE = "interplay/Maze-4x4-v0"  # the configs' default task
 FAST_SFT = {"max_steps": 2, "per_device_train_batch_size": 8, "warmup_steps": 0, "logging_steps": 1,
             "save_strategy": "no", "disable_tqdm": True}
 # Few and short episodes: an untrained model babbles max_new_tokens per reply until the turn cap.
@@ -38,7 +41,7 @@ FAST_GRPO = {"max_steps": 2, "per_device_train_batch_size": 8, "num_generations"
              "save_strategy": "no", "disable_tqdm": True}
 
 
-def test_sft_trains_on_agent_tokens_and_saves_a_loadable_model(tmp_path):
+def test_sft_trains_on_agent_tokens_and_saves_a_loadable_model(tmp_path, capsys):
     config = ImitationConfig(episodes=16, eval_episodes=4, max_new_tokens=4)
     tokenizer = models.load_tokenizer("tiny")
     [row] = sequence_rows(expert_dataset(ImitationConfig(episodes=1), tokenizer))
@@ -46,12 +49,23 @@ def test_sft_trains_on_agent_tokens_and_saves_a_loadable_model(tmp_path):
     assert trained and trained[1::2] == ["<|end|>"] * (len(trained) // 2)  # reply char, its end token
     assert all(c in "udlr" for c in trained[::2])
 
-    result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(**FAST_SFT)), progress=False)
+    capsys.readouterr()
+    console = TrainingConsole(tmp_path / "log" / "train_log.jsonl", "sft")
+    result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(**FAST_SFT)), progress=False,
+                             console=console)
     assert [e["step"] for e in result.log_history if "loss" in e] == [1, 2]
     assert result.heldout[-1]["step"] == 2 and 0 <= result.heldout[-1]["heldout/success_rate"] <= 1
     assert any("heldout/success_rate" in e for e in result.log_history)
     model, _ = models.load(tmp_path)
     assert model.num_parameters() > 0
+    # The console replaced the trainer's printed log dictionaries: one bar with the live figures on the
+    # terminal, every log entry in the file.
+    terminal = capsys.readouterr()
+    assert "{'loss'" not in terminal.out + terminal.err and "'heldout/success_rate'" not in terminal.out
+    assert "sft" in terminal.err and "loss=" in terminal.err and "held-out=" in terminal.err
+    logged = [json.loads(line) for line in (tmp_path / "log" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged if "loss" in e] == [1, 2] and "grad_norm" in logged[0]
+    assert logged[-1]["heldout/success_rate"] == result.heldout[-1]["heldout/success_rate"]
 
 
 def test_dagger_labels_the_learners_states_with_the_expert(tmp_path):
@@ -76,7 +90,7 @@ def test_dagger_labels_the_learners_states_with_the_expert(tmp_path):
 def test_rollout_func_env_mask_covers_exactly_the_environment_tokens(tmp_path):
     config = GRPOTrainingConfig(model="tiny", max_turns=3, max_new_tokens=3, eval_episodes=2)
     trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
-    prompts = [task_prompt(MAZE, 5)] * 2 + [task_prompt(MAZE, 6)] * 2
+    prompts = [task_key(MAZE, 5)] * 2 + [task_key(MAZE, 6)] * 2
     out = make_rollout_func(config)(prompts, trainer)
     tokenizer = trainer.processing_class
     for i in range(4):
@@ -157,3 +171,36 @@ def test_sft_raises_heldout_success_well_above_untrained(tmp_path):
     result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(save_strategy="no")),
                              progress=False)
     assert result.heldout[-1]["heldout/success_rate"] >= untrained["success_rate"] + 0.3
+
+
+def test_grpo_trainer_checks_the_trl_version_and_leaves_the_process_environment_alone(tmp_path, monkeypatch):
+    import os
+    import warnings
+
+    import trl
+
+    from interplay.training.trl_internals import TESTED_TRL, check_trl
+
+    low, high = TESTED_TRL
+    check_trl(low)
+    for outside in (high, "0.24.0", "2.0.0"):
+        with pytest.raises(RuntimeError, match=rf"tested with TRL >= {low}, < {high}; TRL {outside} is installed"):
+            check_trl(outside)
+    with pytest.raises(RuntimeError, match="lacks _generate"):
+        check_trl(low, trainer_class=type("OlderGRPOTrainer", (), {}))
+
+    config = GRPOTrainingConfig(model="tiny", max_turns=2, max_new_tokens=2, eval_episodes=1)
+    args = GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO))
+    monkeypatch.setattr(trl, "__version__", high)
+    with pytest.raises(RuntimeError, match=f"TRL {high} is installed"):
+        build_grpo_trainer(config, args)
+    monkeypatch.undo()
+    monkeypatch.delenv("TRL_EXPERIMENTAL_SILENCE", raising=False)
+    environment, filters = dict(os.environ), list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_grpo_trainer(config, args)
+        inside = list(warnings.filters)
+    assert not any("rollout_func" in str(w.message) for w in caught)  # the one notice interplay expects, filtered
+    assert inside[0] == ("always", None, Warning, None, 0)  # and only while the trainer was built
+    assert dict(os.environ) == environment and warnings.filters == filters

@@ -157,7 +157,7 @@ def test_view_command_writes_the_page(episodes, tmp_path, capsys):
 def test_pipeline_stage_writes_its_episode_page_and_the_report_links_it(episodes, tmp_path, monkeypatch):
     from interplay import pipeline
 
-    def fake_evaluation(preset, model, trajectories=None):
+    def fake_evaluation(preset, model, trajectories=None, progress=True):
         trajectories.extend(episodes)
         return {"pass_at_1": 0.5, "pass_at_1_ci95": [0.1, 0.9], "pass_at_k": 0.5, "pass_at_k_ci95": [0.1, 0.9],
                 "k": 2, "coverage": {"2": 0.5}, "mean_turns": 2.5, "success_by_turn": {"1": 0.0, "2": 0.5},

@@ -17,11 +17,11 @@ from interplay.agents.tokens import GeneratorSession
 from interplay.agents.vllm import TRLVLLMGenerator, VLLMAgent
 from interplay.evaluation import evaluate
 from interplay.rollout import EnvSpec, rollout
+from interplay.seeds import task_key
 from interplay.training.grpo import (
     GRPOTrainingConfig,
     grpo_defaults,
     make_rollout_func,
-    task_prompt,
     vllm_reply_args,
 )
 
@@ -74,7 +74,7 @@ def test_grpo_rollout_func_plays_whole_episodes_through_trls_vllm(tiny):
     model, tokenizer = tiny
     config = GRPOTrainingConfig(env=CODE, max_new_tokens=6, max_turns=3)
     generation = FakeVLLMGeneration(model, stop_token_ids=[tokenizer.eos_token_id])
-    prompts = [task_prompt(CODE, 5)] * 2 + [task_prompt(CODE, 6)] * 2
+    prompts = [task_key(CODE, 5)] * 2 + [task_key(CODE, 6)] * 2
     out = make_rollout_func(config)(prompts, fake_trainer(model, tokenizer, generation))
     assert len(out["completion_ids"]) == 4 and max(out["turns"]) >= 2
     # One generate call per turn, with every live episode's whole sequence; each call's prompt of an

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from interplay.agents.chat import Message
+from interplay.agents.chat import ChatEncoder, Message
 
 
 class AgentError(RuntimeError):
@@ -137,8 +137,12 @@ class Agent(ABC):
     name: str = "agent"
     #: Set by agents that need the environment's expert reply for each row (see module docstring).
     wants_expert_actions: bool = False
-    #: Model agents: the tokenizer whose ids their replies carry.
+    #: Model agents: the tokenizer whose ids their replies carry,
     tokenizer: Any = None
+    #: the ``ChatEncoder`` that made the ids of their contexts (None: a text agent, ids come from the rollout),
+    encoder: ChatEncoder | None = None
+    #: and the model whose log-likelihoods the coverage profile reads (None: no model to score with).
+    model: Any = None
 
     @abstractmethod
     def act(

@@ -19,7 +19,7 @@ import torch
 
 from interplay.agents.base import Agent, AgentError, Reply
 from interplay.agents.chat import THINKING_MARKERS, ChatEncoder, Message
-from interplay.agents.tokens import SampledReply, TokenSession
+from interplay.agents.tokens import SampledReply, TokenSession, pad_batch
 
 
 def _ids(value: Any) -> list[int]:
@@ -192,14 +192,7 @@ class HFSession(TokenSession):
     def _forward(self, chunk: list[list[int]]) -> torch.Tensor:
         """Feed one left-padded chunk per live row; return the logits of each row's last position."""
         agent = self.agent
-        width = max(len(ids) for ids in chunk)
-        tokens = torch.full((len(chunk), width), agent.pad_id, dtype=torch.long)
-        chunk_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, ids in enumerate(chunk):
-            if ids:
-                tokens[i, width - len(ids) :] = torch.tensor(ids)
-                chunk_mask[i, width - len(ids) :] = 1
-        tokens, chunk_mask = tokens.to(agent.device), chunk_mask.to(agent.device)
+        tokens, chunk_mask, _ = pad_batch(chunk, agent.pad_id, left=True, device=agent.device)
         positions = (self.lengths[:, None] + chunk_mask.cumsum(-1) - 1).clamp(min=0)
         self.mask = torch.cat([self.mask, chunk_mask], dim=1)
         self.lengths = self.lengths + chunk_mask.sum(-1)

@@ -15,11 +15,33 @@ backends only sample:
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+
+import torch
 
 from interplay.agents.base import Reply, Session
 from interplay.agents.chat import Message
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = 0, *, left: bool = False,
+              marks: Sequence[Sequence[int]] | None = None, device: Any = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Token rows as one batch: ids padded with ``pad_id`` on the right (or ``left``), the attention mask,
+    and ``marks`` (per-id 0/1 lists as long as their rows, e.g. agent masks) padded alike with 0."""
+    width = max((len(row) for row in rows), default=0)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    marked = torch.zeros((len(rows), width), dtype=torch.long) if marks is not None else None
+    for i, row in enumerate(rows):
+        if not row:
+            continue
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(list(row))
+        attention[i, span] = 1
+        if marked is not None:
+            marked[i, span] = torch.tensor(list(marks[i]))
+    return ids.to(device), attention.to(device), marked.to(device) if marked is not None else None
 
 
 class TokenGenerator(Protocol):

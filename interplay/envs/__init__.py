@@ -13,6 +13,15 @@ def register_builtin() -> None:
         "interplay.envs.maze:MazeEnv",
         "Find the goal in a procedurally generated maze; size is the horizon knob.",
     )
+    # Measured variants are ids of their own (as TextArena registers its game variants): the id and its
+    # kwargs say everything about the task, the turn limit included, and the observation states it.
+    # 12 turns is the limit measured for GRPO on 4x4 mazes (README, "Maze-4x4-v0").
+    register(
+        "interplay/Maze-4x4-v0",
+        "interplay.envs.maze:MazeEnv",
+        "Maze-v0 at 4x4 (compact observation), reach the goal in 12 moves: the default training task.",
+        kwargs={"size": 4, "max_turns": 12},
+    )
     register(
         "interplay/MathFeedback-v0",
         "interplay.envs.math:MathFeedbackEnv",

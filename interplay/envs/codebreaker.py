@@ -1,8 +1,8 @@
 """CodeBreaker-v0: find a secret digit code from a teacher's digit-by-digit hints.
 
 The cheapest honest demo of learning from feedback: the reply after each wrong guess carries
-information the agent must use in context (shared/NOTES.md: a 0.6M-parameter model learns the
-3-digit version in seconds). Built on the feedback-episode mechanism like MathFeedback.
+information the agent must use in context, and a small model learns the 3-digit version quickly.
+Built on the feedback-episode mechanism like MathFeedback.
 """
 
 from __future__ import annotations

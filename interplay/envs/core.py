@@ -9,9 +9,9 @@ Subclasses implement four small hooks and get the rest of the contract for free:
 - ``_render() -> str``: the current text view.
 - ``outcome() -> str``: a short string naming the end state (final cell, final answer, ...).
 
-and may override ``expert_action()``. The base class counts turns, truncates at
-``self.max_turns``, fills the ``info`` keys every environment sets (``turn``, ``invalid_action``,
-and at the end ``success`` and ``outcome``), and refuses to step a finished episode.
+and may override ``expert_action()`` and ``expert_action_probs()``. The base class counts turns,
+truncates at ``self.max_turns``, fills the ``info`` keys every environment sets (``turn``,
+``invalid_action``, and at the end ``success`` and ``outcome``), and refuses to step a finished episode.
 """
 
 from __future__ import annotations
@@ -72,7 +72,12 @@ class TextEnv(gym.Env[str, str]):
 
     Observation: a string (the first one holds the task and its instructions).
     Action: the agent's whole reply for the turn, any string.
-    Reward, termination: defined by the subclass. Truncation: after ``max_turns`` turns.
+    Reward, termination: defined by the subclass. Truncation: after ``max_turns`` turns, the task's own
+    limit (a constructor kwarg; a subclass may set it per episode in ``_reset``), which the observations
+    should state. A limit imposed from outside is the ``TurnLimit`` wrapper.
+    Expert: ``expert_action()`` (default None: no expert) and ``expert_action_probs()``, the
+    distribution a seeded-stochastic expert draws from (default None: deterministic or unknown), which
+    makes the expert's log-likelihood exact in the coverage profile.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
@@ -111,6 +116,11 @@ class TextEnv(gym.Env[str, str]):
 
     def expert_action(self) -> str | None:
         """The next reply of an expert, or None where the environment has no expert."""
+        return None
+
+    def expert_action_probs(self) -> dict[str, float] | None:
+        """The distribution ``expert_action()`` draws its next reply from (reply -> probability), or
+        None: a deterministic expert, or one whose distribution is not known."""
         return None
 
     # ---- the Gymnasium API ----------------------------------------------------------------
@@ -152,3 +162,51 @@ class TextEnv(gym.Env[str, str]):
     @property
     def finished(self) -> bool:
         return self._finished
+
+
+class TurnLimit(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs):
+    """Truncates an episode after ``max_turns`` agent turns: gymnasium's ``TimeLimit`` for text
+    environments, and it tells the agent.
+
+    A task's own turn limit is the environment's (``TextEnv.max_turns``, set by its kwargs or by a
+    registered id such as ``interplay/Maze-4x4-v0``), and its observation states it in its own words.
+    This wrapper is a limit imposed from outside (``rollout(max_turns=...)``, ``--max-turns``, a
+    training config's ``max_turns``). An agent must not be held to a limit it was not told, so where
+    the wrapper is tighter than the environment's own limit for the episode, it appends the sentence
+    ``Turn limit: N turns.`` to the first observation; where it is not, observations pass unchanged.
+
+    The wrapper is recorded as gymnasium records wrappers (``env.spec.additional_wrappers``), and
+    ``interplay.rollout`` writes it into every trajectory's manifest (``wrappers``, ``turn_limit``),
+    so a replay applies it again. ``limit`` is the limit in force for the current episode.
+    """
+
+    def __init__(self, env: gym.Env, max_turns: int) -> None:
+        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+            raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}.")
+        gym.utils.RecordConstructorArgs.__init__(self, max_turns=max_turns)
+        gym.Wrapper.__init__(self, env)
+        self.max_turns = max_turns
+        self.limit: int | None = None  # set at reset
+        self._turns = 0
+        self._finished = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        # The environment's own limit is known after reset (a maze sets it per episode); None: unknown.
+        own = self.env.unwrapped.max_turns
+        self.limit = self.max_turns if own is None else min(own, self.max_turns)
+        self._turns, self._finished = 0, False
+        if own is None or self.max_turns < own:
+            observation = f"{observation}\nTurn limit: {self.max_turns} turns."
+        return observation, info
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._finished:  # the inner environment does not know this wrapper ended the episode
+            raise RuntimeError("step() called on an episode TurnLimit has ended (or before reset()); call reset().")
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._turns += 1
+        truncated = truncated or (not terminated and self._turns >= self.max_turns)
+        self._finished = terminated or truncated
+        return observation, reward, terminated, truncated, info

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from interplay.envs.feedback import FeedbackEnv, Task, Teacher, numeric_hint
+from interplay.envs.feedback import FeedbackEnv, Task
 from interplay.envs.parsing import answers_match, normalize_answer, parse_number
+from interplay.envs.teachers import Teacher, numeric_hint
 
 DIFFICULTY_NAMES = {"easy": 1, "medium": 2, "hard": 3}
 

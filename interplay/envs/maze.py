@@ -1,4 +1,8 @@
-"""interplay/Maze-v0: walk from a start cell to a goal cell in a procedurally generated maze."""
+"""interplay/Maze-v0: walk from a start cell to a goal cell in a procedurally generated maze.
+
+Registered variants fix some kwargs under an id of their own (``interplay/Maze-4x4-v0``: ``size=4``,
+``max_turns=12``); see ``interplay.envs.register_builtin``.
+"""
 
 from __future__ import annotations
 
@@ -75,10 +79,9 @@ class MazeEnv(TextEnv):
           of the cells the agent has stood on. It takes the open move into an unvisited cell nearest
           the goal (Manhattan; ties up, down, left, right) and at a dead end walks back to the nearest
           cell with an unvisited open side. Deterministic; it follows the agent's actual path, so it
-          labels any state (DAgger). Measured (4x4 compact, 150 SFT steps, 200 held-out tasks): imitating
-          it gives 40.5% greedy success against 56% for "bfs": its moves depend on a memory of visited
-          cells the tiny model must read from the chat history, and its episodes are longer (7.7 vs
-          4.9 moves). Not the default for that reason.
+          labels any state (DAgger). Not the default: its moves depend on a memory of visited cells a
+          model must read from the chat history, and its episodes are longer, which makes it harder to
+          imitate (measured in the README, "Maze-4x4-v0").
 
     Args:
         width, height: columns and rows, 2 to 100 (default 4 each).
@@ -88,10 +91,12 @@ class MazeEnv(TextEnv):
         min_distance: fewest moves between start and goal, 1 to width + height - 2 (default 1).
         loops: probability of removing each wall the generator leaves inside the maze (default 0.0,
             a perfect maze); above 0 there can be several shortest paths.
-        max_turns: turn limit; by default set at reset to the larger of 3x the episode's shortest
-            path and the explorer's path length plus the shortest path (at least 4), whichever
-            expert is chosen, so both experts always solve the maze. Before the first reset
-            ``max_turns`` holds 3 x (cells - 1), the largest value the default takes in a perfect maze.
+        max_turns: the turn limit, stated in the first observation ("Reach goal in N moves"). By
+            default set at each reset to the larger of 3x the episode's shortest path and the
+            explorer's path length plus the shortest path (at least 4), whichever expert is chosen, so
+            both experts always solve the maze. Before the first reset ``max_turns`` holds
+            3 x (cells - 1), the largest value the default takes in a perfect maze. A fixed value can
+            leave the expert too few moves (a 4x4 maze's shortest path can exceed 12).
         step_cost: subtracted from every step's reward (non-negative, default 0.0).
         expert: "bfs" (default) or "explorer", see Expert above.
     """

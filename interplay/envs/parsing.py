@@ -35,7 +35,7 @@ def extract_last_choice(text: str, synonyms: dict[str, str]) -> str | None:
     ``synonyms`` maps every accepted spelling (a word like "north", a letter like "n", a symbol
     like "↑") to its choice ("up"). Matching ignores case. A spelling that starts or ends with a
     letter or digit only counts as a whole word: "n" is found in "go n." but not in "north-ish",
-    "don't", "I'd", "e.g." or "w/o". Linear time: one regex scan, ~0.1 s on a megabyte.
+    "don't", "I'd", "e.g." or "w/o". Linear time: one regex scan.
     """
     lowered = {key.lower(): choice for key, choice in synonyms.items() if isinstance(key, str)}
     if not lowered or len(lowered) != len(synonyms) or any(not k or k != k.strip() for k in lowered):
@@ -61,7 +61,7 @@ _BOXED_START = re.compile(r"\\boxed\s*\{")
 _BRACE = re.compile(r"[{}]")
 # "Answer: 12", "**Final answer:** 12", "The answer is: 12". One character class between the
 # word and the colon keeps the scan linear on long runs of spaces.
-_ANSWER_LINE = re.compile(r"\banswer\b(?:[ \t]+is\b)?[ \t*_]*[:：]", re.I)
+ANSWER_LINE = re.compile(r"\banswer\b(?:[ \t]+is\b)?[ \t*_]*[:：]", re.I)
 # An unsigned number: 1,234,567 | 12 | 3.25 | .5 | 3/4 | 3 / 4. The sign is read separately.
 _UNSIGNED = r"(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[ ]?/[ ]?\d+)?"
 _NUMBER = re.compile(r"(?<![\w.])" + _UNSIGNED)
@@ -115,6 +115,12 @@ def extract_last_number(text: str) -> str | None:
     return number
 
 
+def last_answer_line(text: str) -> re.Match[str] | None:
+    """The last "Answer:" marker in ``text`` ("Answer:", "**Final answer:**", "The answer is:"), or
+    None. The answer follows it, from the match's ``end()``."""
+    return _last_match(ANSWER_LINE, text)
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer in a reply: the last ``\\boxed{...}``, else the last "Answer: ..." line,
     else the last number. None when there is none. At most ``MAX_ANSWER_CHARS`` characters."""
@@ -123,7 +129,7 @@ def extract_answer(text: str) -> str | None:
     boxed = extract_boxed(text)
     if boxed is not None and boxed.strip():
         return boxed.strip()[:MAX_ANSWER_CHARS]
-    line = _last_match(_ANSWER_LINE, text)
+    line = last_answer_line(text)
     if line is not None:
         end = text.find("\n", line.end(), line.end() + MAX_ANSWER_CHARS)
         content = text[line.end() : end if end >= 0 else line.end() + MAX_ANSWER_CHARS].strip().strip("*_").strip().rstrip(".").strip()

@@ -9,7 +9,7 @@ reasoning-gym's own snake_case task names verbatim, so they map one to one onto
 ``composite`` (a mixture of other tasks) is not registered; ``ReasoningGymEnv(task="composite",
 config={...})`` plays it.
 
-Registration does not import reasoning_gym (about 1 s: it pulls in sympy and matplotlib); the
+Registration does not import reasoning_gym (it pulls in sympy and matplotlib); the
 task names come from ``_TASKS``, measured for the version in ``_LISTED_VERSION`` (the tests check
 the list against reasoning-gym's registry). Under another version ``register_reasoning_gym()``
 imports reasoning_gym once to read its registry.
@@ -25,11 +25,14 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import io
 import json
-import random
+import os
 import re
 import signal
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -37,8 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from interplay.envs.feedback import FeedbackEnv, Task, Teacher
-from interplay.envs.parsing import extract_boxed, extract_tagged, parse_number
+from interplay.envs.feedback import FeedbackEnv, Task
+from interplay.envs.parsing import extract_boxed, extract_tagged, last_answer_line, parse_number
+from interplay.envs.teachers import Teacher
+from interplay.seeds import GlobalRNG
 
 _LISTED_VERSION = "0.1.25"
 INSTALL_HINT = "pip install interplay[reasoning-gym]"
@@ -164,7 +169,7 @@ def _create_dataset(task: str, config_json: str, seed: int) -> Any:
         ) from None
 
 
-# Tasks whose dataset __init__ loads data files (0.1-0.5 s) and uses the seed only to store it: a
+# Tasks whose dataset __init__ loads data files and uses the seed only to store it: a
 # loaded dataset is copied with a new seed instead (tests check it gives the same entries).
 _RESEEDABLE = frozenset({"arc_agi", "codeio", "figlet_font", "group_anagrams", "spell_backward", "word_ladder"})
 
@@ -182,19 +187,81 @@ def _dataset(task: str, config_json: str, seed: int) -> Any:
     return dataset
 
 
+#: Dataset seeds tried for one entry before ``_entry`` gives up.
+GENERATION_TRIES = 20
+
+
 @functools.lru_cache(maxsize=1024)
 def _entry(task: str, config_json: str, seed: int) -> dict[str, Any]:
     """Entry 0 of the task's dataset created with ``seed`` (cached: GRPO groups and tests reset the
-    same seed many times, and some tasks take up to a second to generate one entry)."""
-    saved_py, saved_np = random.getstate(), np.random.get_state()
-    try:  # a few generators also draw from the global generators: make them seeded too
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        entry = _dataset(task, config_json, seed)[0]
-    finally:
-        random.setstate(saved_py)
-        np.random.set_state(saved_np)
-    return entry
+    same seed many times, and some generators are slow).
+
+    A few generators fail on some seeds: codeio runs code samples, a few of which need modules that
+    are not installed (scipy) or an older NumPy, or return values that ``json`` cannot write (sympy's
+    Integer). Such a seed is replaced by seeds drawn from it in turn (``_retry_seed``), so every
+    seed gives a valid task, the same one every time. What generators print is swallowed.
+    """
+    failure: BaseException | None = None
+    for attempt in range(GENERATION_TRIES):
+        dataset_seed = seed if attempt == 0 else _retry_seed(seed, attempt)
+        # A few generators also draw from the global generators: seed those too.
+        with GlobalRNG(dataset_seed).active(), _silenced(), _scratch_directory(task):
+            dataset = _dataset(task, config_json, dataset_seed)
+            try:
+                entry = dataset[0]
+            except Exception as error:  # a generator bug on this seed, not an invalid task or config
+                failure = error
+                continue
+        if not _placeholder(task, entry):
+            return entry
+        failure = ValueError("the generator returned a placeholder entry")
+    raise RuntimeError(
+        f"reasoning-gym could not generate a {task!r} entry from dataset seed {seed} or the "
+        f"{GENERATION_TRIES - 1} seeds drawn from it; last failure: {type(failure).__name__}: {failure}"
+    ) from failure
+
+
+def _retry_seed(seed: int, attempt: int) -> int:
+    return int(np.random.default_rng([seed, attempt]).integers(2**31 - 1))
+
+
+def _placeholder(task: str, entry: dict[str, Any]) -> bool:
+    """Whether a generator handed back a placeholder instead of a task: codeio does when running its
+    code sample raised (empty input and output data; no working sample has both empty)."""
+    if task != "codeio":
+        return False
+    data = entry.get("metadata") or {}
+    return data.get("input_data") == {} and data.get("output_data") == {}
+
+
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _scratch_directory(task: str) -> Iterator[None]:
+    """codeio runs its code samples to make a task, and some samples write files (``file_43.txt``,
+    ``test_dir/``, ...) into the working directory: run them in a temporary one instead. The working
+    directory is the process's, so generations that change it take turns."""
+    if task != "codeio":
+        yield
+        return
+    with _CWD_LOCK, tempfile.TemporaryDirectory(prefix="interplay-codeio-") as scratch:
+        here = os.getcwd()
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(here)
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    # Generators print progress and their own errors (codeio: "Error generating I/O pair: ..."), and
+    # compiling codeio's samples warns ('"is" with a literal'): an environment's output is its caller's.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            yield
 
 
 @contextlib.contextmanager
@@ -221,7 +288,9 @@ def safe_to_score(task: str, answer: str, reference: str) -> bool:
     function names, + - * / ( ) and small exponents (no factorials, no power towers)."""
     if task in _EVAL_SCORERS and answer != reference:
         try:
-            ast.literal_eval(answer)
+            with warnings.catch_warnings():  # "1if x": compiling agent text warns, and it is not ours to show
+                warnings.simplefilter("ignore", SyntaxWarning)
+                ast.literal_eval(answer)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return False
     if task in _SYMPY_SCORERS:
@@ -281,7 +350,8 @@ class ReasoningGymEnv(FeedbackEnv):
 
     Seeding: reset's seed draws a dataset seed ``s``; the task is entry 0 of
     ``reasoning_gym.create_dataset(task, seed=s, size=1, **config)`` (entries are cached per
-    (task, config, s)). ``reset(options={"dataset_seed": s})`` picks that entry directly.
+    (task, config, s)). ``reset(options={"dataset_seed": s})`` picks that entry directly. Where
+    reasoning-gym's generator fails on ``s`` (a few codeio seeds), seeds drawn from ``s`` are used.
 
     Kwargs: ``task`` (a reasoning-gym task name, e.g. "countdown"), ``config`` (dict of the task's
     difficulty settings, passed to its config class; ``seed``/``size`` are set by the env), plus
@@ -418,16 +488,13 @@ class ReasoningGymEnv(FeedbackEnv):
         return max(2000, 20 * len(task.answer))
 
 
-_ANSWER_LINE = re.compile(r"\banswer\b(?:[ \t]+is\b)?[ \t*_]*[:：]", re.I)
-
-
 def _answer_lines(text: str) -> str | None:
     """After the last "Answer:": the rest of that line, or when it is empty the lines below it up to
     a blank line (a grid)."""
-    matches = list(_ANSWER_LINE.finditer(text))
-    if not matches:
+    line = last_answer_line(text)
+    if line is None:
         return None
-    rest = text[matches[-1].end() :]
+    rest = text[line.end() :]
     first, _, below = rest.partition("\n")
     if first.strip().strip("*_"):
         return first.strip().strip("*_").strip()

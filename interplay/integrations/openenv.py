@@ -131,8 +131,7 @@ class InterplayState(State):
     turn: int = Field(default=0, description="Turns played in the current episode.")
     finished: bool = Field(default=True, description="No episode is running (over, or no reset yet).")
     deterministic: bool = Field(default=True, description="Same seed and actions give the same episode.")
-    expert: bool = Field(default=False, description="The server answers expert_action queries.")
-    expert_probs: bool = Field(default=False, description="... and expert_action_probs queries.")
+    expert: bool = Field(default=False, description="The server answers expert_action(_probs) queries.")
     max_turns: int | None = Field(default=None, description="The environment's turn limit.")
     system_prompt: str = Field(default="", description="What an agent should put in its system message.")
 
@@ -152,7 +151,6 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         self.env = make(env_id, **self.env_kwargs)
         base = self.env.unwrapped
         self.expert = expert and callable(getattr(base, "expert_action", None))
-        self.expert_probs = self.expert and callable(getattr(base, "expert_action_probs", None))
         self._episode_id: str | None = None
         self._steps = 0
 
@@ -191,7 +189,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         if query == "expert_action":
             result = base.expert_action() if self.expert else None
         elif query == "expert_action_probs":
-            result = base.expert_action_probs() if self.expert_probs else None
+            result = base.expert_action_probs() if self.expert else None
         elif query == "outcome":
             result = base.outcome()
         else:
@@ -211,7 +209,6 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             finished=bool(getattr(base, "finished", self._episode_id is None)),
             deterministic=bool(getattr(base, "deterministic", True)),
             expert=self.expert,
-            expert_probs=self.expert_probs,
             max_turns=getattr(base, "max_turns", None),
             system_prompt=getattr(base, "system_prompt", ""),
         )
@@ -359,8 +356,8 @@ class RemoteEnv(TextEnv):
     ``gym.make("interplay/Remote-v0", url="http://127.0.0.1:8000")``. Each instance holds one
     WebSocket session: its own environment on the server, so many can play at once. Observations,
     rewards, ``terminated``/``truncated`` and ``info`` are the served environment's, as JSON (see
-    the module docstring). ``system_prompt``, ``expert_action()``, ``expert_action_probs()`` (only
-    where the served environment has it), ``outcome()`` and ``render()`` ask the server.
+    the module docstring). ``system_prompt``, ``expert_action()``, ``expert_action_probs()``,
+    ``outcome()`` and ``render()`` ask the server.
 
     Kwargs: ``url`` (http://, https://, ws:// or wss://; required), ``timeout`` (seconds to wait
     for any answer, default 60), ``connect_timeout`` (default 10). The server is contacted at
@@ -400,7 +397,7 @@ class RemoteEnv(TextEnv):
         self.deterministic = state.deterministic  # type: ignore[misc]  (a ClassVar on TextEnv)
         self.max_turns = state.max_turns  # type: ignore[assignment]
         self.system_prompt = state.system_prompt
-        self._expert, self._expert_probs = state.expert, state.expert_probs
+        self._expert = state.expert
 
     # ---- transport ------------------------------------------------------------------------------
     def _connect(self) -> InterplayClient:
@@ -518,13 +515,10 @@ class RemoteEnv(TextEnv):
         """The served environment's expert reply (None where it has none, or the server hides it)."""
         return self._query("expert_action") if self._expert else None
 
-    @property
-    def expert_action_probs(self) -> Any:
-        """The served expert's distribution over replies; absent (AttributeError) where the served
-        environment has none, as ``hasattr`` checks expect."""
-        if not self.__dict__.get("_expert_probs"):
-            raise AttributeError("the served environment has no expert_action_probs()")
-        return lambda: self._query("expert_action_probs")
+    def expert_action_probs(self) -> dict[str, float] | None:
+        """The served expert's distribution over its next reply (None where it has none, or the server
+        hides the expert)."""
+        return self._query("expert_action_probs") if self._expert else None
 
     def close(self) -> None:
         client, self._client = self._client, None

@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from interplay.registry import check_env_id, describe, make
-from interplay.seeds import EVAL_SEED_START, TRAIN_SEED_START
+from interplay.seeds import TRAIN_SEED_START, train_seeds
 
 #: Tool names by environment class (the first match along the class's MRO); ``tool_name`` on the
 #: environment class wins, ``DEFAULT_TOOL_NAME`` is the fallback.
@@ -292,10 +292,7 @@ def task_dataset(
     if seeds is None:
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}.")
-        if seed_start + n > EVAL_SEED_START:
-            raise ValueError(f"seed_start + n ({seed_start} + {n}) reaches the held-out seeds from {EVAL_SEED_START} "
-                             "(interplay.seeds); use fewer tasks or a smaller seed_start.")
-        seeds = range(seed_start, seed_start + n)
+        seeds = train_seeds(n, seed_start)
     seeds = [_as_seed(s, "task_dataset") for s in seeds]
     prompt = [{"role": "system", "content": cls.instructions}, {"role": "user", "content": ""}]
     columns: dict[str, list] = {"prompt": [prompt] * len(seeds), "seed": seeds}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from interplay.seeds import EVAL_SEED_START, TRAIN_SEED_START
+from interplay.seeds import TRAIN_SEED_START, check_train_seeds
 from interplay.training.exploration import ExplorationConfig
 
 
@@ -17,14 +17,19 @@ class ImitationConfig:
     """interplay's side of an imitation run (TRL's ``SFTConfig`` holds the optimizer side).
 
     Args:
-        env, env_kwargs: the environment (it must have an ``expert_action``).
+        env, env_kwargs: the task (its environment must have an ``expert_action``). The id and kwargs
+            say everything about it, its turn limit included (default ``interplay/Maze-4x4-v0``: a 4x4
+            maze in 12 moves, the task GRPO's default trains on too).
         model: "tiny", a checkpoint directory or an HF id to start from.
         episodes: expert episodes for the offline dataset, one fresh training seed each.
         mode: "offline" (behaviour cloning) or "dagger" (then ``dagger_rounds`` rounds follow).
         dagger_rounds, dagger_episodes, dagger_steps: rounds; learner episodes per round; SFT steps
             on the aggregated data after each round.
         dagger_temperature: sampling temperature of the learner's DAgger rollouts.
-        max_turns: a turn cap on top of the environment's own (None: the environment's).
+        max_turns: a turn limit imposed from outside the task, on every episode played (expert data,
+            DAgger, held-out scores): the ``interplay.envs.core.TurnLimit`` wrapper, recorded in each
+            trajectory's manifest and stated to the agent where it is tighter than the environment's
+            own limit. None (default): the environment's own limit.
         seed_start: first training seed (episodes use consecutive seeds after it).
         eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every``
             optimizer steps and at the end (0 disables the periodic ones).
@@ -35,7 +40,7 @@ class ImitationConfig:
             inserted when the learner plays (None: no limit).
     """
 
-    env: str = "interplay/Maze-v0"
+    env: str = "interplay/Maze-4x4-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     model: str = "tiny"
     episodes: int = 6400
@@ -63,23 +68,8 @@ class ImitationConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
         if not isinstance(self.env_kwargs, dict):
             raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
-        # Training seeds must stay below the held-out range, or "held-out" is not held out.
-        used = self.episodes + self.dagger_rounds * self.dagger_episodes
-        if self.seed_start + used > EVAL_SEED_START:
-            raise ValueError(f"seed_start + episodes ({self.seed_start} + {used}) reaches the held-out seeds "
-                             f"from {EVAL_SEED_START}; use fewer episodes or a smaller seed_start.")
+        check_train_seeds(self.seed_start, self.episodes + self.dagger_rounds * self.dagger_episodes, "episodes")
 
-
-
-#: Measured GRPO-time turn caps, used where ``GRPOTrainingConfig.max_turns`` is None. Failing episodes run
-#: to the cap and dominate GRPO time. The default 4x4 Maze-v0 caps at max(3x shortest path, explorer
-#: length + shortest), 16 on average and up to 42; a cap of 12 still fits 98% of its shortest paths and made
-#: GRPO steps (64 episodes) ~4x faster (~20 s -> ~4.6 s on 2 CPU cores) from a BFS-SFT model; with the
-#: GRPO_DEFAULTS (20 steps, 91 s) held-out success went 56/48.5% -> 67/61.5% (greedy/sampled, 200 tasks).
-#: Each cap holds for the env kwargs listed with it (absent or equal), e.g. not for a larger maze.
-GRPO_TURN_CAPS: dict[str, tuple[int, dict[str, Any]]] = {
-    "interplay/Maze-v0": (12, {"size": 4, "width": 4, "height": 4}),
-}
 
 
 @dataclass
@@ -87,14 +77,16 @@ class GRPOTrainingConfig:
     """interplay's side of a GRPO run (TRL's ``GRPOConfig`` holds the optimizer and sampling side).
 
     Args:
-        env, env_kwargs: the environment.
+        env, env_kwargs: the task. The id and kwargs say everything about it, its turn limit included
+            (default ``interplay/Maze-4x4-v0``: a 4x4 maze in 12 moves, the limit measured for GRPO).
         model: "tiny", a checkpoint directory (e.g. an SFT output) or an HF id to start from.
         tasks: distinct training seeds in the prompt dataset (None: one fresh task per group for
             ``max_steps`` steps, so no task repeats).
         seed_start: first training seed.
-        max_turns: a turn cap on top of the environment's own, for the training episodes and the held-out
-            scores logged during training (None: ``GRPO_TURN_CAPS[env]`` where the environment has a
-            measured one, else the environment's own; see ``turn_cap()``; pass a large number to keep the environment's own).
+        max_turns: a turn limit imposed from outside the task, on the training episodes and the held-out
+            scores logged during training: the ``interplay.envs.core.TurnLimit`` wrapper, recorded in each
+            trajectory's manifest and stated to the agent where it is tighter than the environment's own
+            limit. None (default): the environment's own limit.
         max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
         discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
         exploration: reward shapers applied per group (``interplay.training.exploration``): an
@@ -109,7 +101,7 @@ class GRPOTrainingConfig:
             inserted (None: no limit).
     """
 
-    env: str = "interplay/Maze-v0"
+    env: str = "interplay/Maze-4x4-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     model: str = "tiny"
     tasks: int | None = None
@@ -140,12 +132,3 @@ class GRPOTrainingConfig:
             self.exploration = ExplorationConfig.from_spec(self.exploration)
         if not self.critique_weight >= 0.0:
             raise ValueError(f"critique_weight must be >= 0 (0 disables the critique loss), got {self.critique_weight!r}.")
-
-    def turn_cap(self) -> int | None:
-        """The cap GRPO plays episodes with: ``max_turns``, else the measured one (``GRPO_TURN_CAPS``) where
-        this env and kwargs have one, else None (the environment's own). Derived, not stored, so a config
-        copied to another env (``dataclasses.replace``) does not carry a cap measured for this one."""
-        if self.max_turns is not None or self.env not in GRPO_TURN_CAPS:
-            return self.max_turns
-        cap, assumes = GRPO_TURN_CAPS[self.env]
-        return cap if all(self.env_kwargs.get(key, value) == value for key, value in assumes.items()) else None

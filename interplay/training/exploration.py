@@ -82,12 +82,20 @@ class GroupInfo:
 
 @runtime_checkable
 class Shaper(Protocol):
-    """A reward shaper for one group: ``shape(rewards[G], group) -> rewards[G]``."""
+    """A reward shaper for one group: ``shape(rewards[G], group) -> rewards[G]``.
+
+    ``state_dict()`` is what must survive a resumed training (JSON-serializable; ``{}`` for a shaper
+    without state), saved with each checkpoint and given back to ``load_state_dict``.
+    """
 
     name: ClassVar[str]
     kind: ClassVar[str]  # "transform" or "bonus"
 
     def shape(self, rewards: np.ndarray, group: GroupInfo) -> np.ndarray: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class _Bonus:
@@ -102,6 +110,14 @@ class _Bonus:
 
     def shape(self, rewards: np.ndarray, group: GroupInfo) -> np.ndarray:
         return _rewards(rewards, group) + self.weight * self.bonus(group)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing to save: the bonus depends on the group and the constructor arguments alone (stateful
+        bonuses override this)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 class OutcomeCountBonus(_Bonus):
@@ -129,7 +145,8 @@ class OutcomeCountBonus(_Bonus):
         return self.counts.get(task_key, {}).get(outcome, 0)
 
     def state_dict(self) -> dict[str, Any]:
-        """Counts to save with a checkpoint, so resumed training keeps its history."""
+        """Counts to save with a checkpoint, so resumed training keeps its history (JSON-serializable when
+        the task keys are strings, as in GRPO training)."""
         return {"counts": {task: dict(outs) for task, outs in self.counts.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -262,6 +279,13 @@ class PKPOTransform:
         # ρ(n−1, c, 0) = 0; with no failure in the group (c = n) there is nothing to fill in.
         fail = 0.0 if k == 1 or c == n else pass_at_k(n - 1, c, k - 1)
         return np.where(r == 1.0, 1.0, fail)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing to save: k follows the optimizer step, which the trainer's checkpoint restores."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 SHAPERS: dict[str, type] = {

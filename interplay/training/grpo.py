@@ -4,8 +4,8 @@ GRPO (Shao et al. 2024, "DeepSeekMath"): for G episodes from one initial state, 
 episode i is ``(R_i - mean(R)) / std(R)``; TRL computes it and the clipped policy-gradient loss.
 interplay adds the episodes:
 
-- The prompt dataset holds one row per task, ``"<env id> seed=<seed>"`` (``task_prompt``); TRL repeats
-  each prompt ``num_generations`` times, so the G episodes of a group reset with the same seed.
+- The prompt dataset holds one row per task, its key ``"<env id> seed=<seed>"`` (``interplay.seeds.task_key``);
+  TRL repeats each prompt ``num_generations`` times, so the G episodes of a group reset with the same seed.
 - ``rollout_func(prompts, trainer)`` plays them with the trainer's live model (an ``HFAgent`` over
   it, no copy, KV-cached turns, never ``model.eval()``), and returns ``prompt_ids``, ``completion_ids``
   (agent replies and environment turns concatenated, ending in eos), ``logprobs`` (sampled; 0.0 on
@@ -26,23 +26,30 @@ interplay adds the episodes:
   say about its attempt (learning from natural-language feedback by predicting the critique, in
   the spirit of critique fine-tuning). Logged as ``critique/nll``.
 
+Resuming (``train_grpo(resume=...)``) restores what the reward shapers remember (the outcome counts of
+``outcome_count``): ``RewardStateCheckpoints`` saves it with every TRL checkpoint.
+
+``CritiqueGRPOTrainer`` relies on TRL internals, all listed in ``interplay.training.trl_internals``, which
+also holds the TRL versions it was tested with; building it with another TRL fails with a clear message.
+
 Multi-GPU: ``accelerate launch --num_processes 4 -m interplay.cli train grpo --env interplay/Maze-v0
 --model DIR --output-dir OUT``. Each process plays its share of the episodes with its replica of the
 model; keep ``per_device_train_batch_size`` a multiple of ``num_generations`` so a group is never split
 across processes (the reward shapers see whole groups). DeepSpeed ZeRO-3 (sharded parameters) is not
 supported by the rollout, which samples from the unwrapped module.
 
-vLLM: ``use_vllm=True`` is refused with an error. TRL's vLLM path generates single replies from
-prompt strings, while an episode needs the environment between turns and the KV cache kept across
-them; the rollout samples with the trainer's model instead (correct, slower on large models).
+vLLM: with ``use_vllm=True`` each turn of every live episode is sampled by TRL's own vLLM generation
+(token ids in, sampled ids and log-probs out: ``episode_agent``, ``vllm_reply_args``); otherwise the
+trainer's model samples, with KV caches kept across turns.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,8 +58,16 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from interplay.agents.chat import ChatEncoder
+from interplay.agents.tokens import pad_batch
 from interplay.rollout import EnvSpec, Trajectory, rollout
-from interplay.seeds import EVAL_SEED_START, train_seeds
+from interplay.seeds import parse_task_key, task_key, train_seeds
+from interplay.training.common import (
+    HeldOutSuccessCallback,
+    agent_kwargs,
+    check_launch,
+    use_console,
+    with_bf16_where_supported,
+)
 from interplay.training.config import GRPOTrainingConfig
 from interplay.training.exploration import (
     ExplorationConfig,
@@ -61,9 +76,10 @@ from interplay.training.exploration import (
     apply_shapers,
     build_shapers,
 )
-from interplay.training.imitation import HeldOutSuccessCallback, agent_kwargs, with_bf16_where_supported
+from interplay.training.trl_internals import GENERATE_EXTRA_FIELDS, check_trl, quiet_rollout_func_notice
 
-#: The GRPO hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``grpo_defaults``.
+#: The GRPO hyperparameters measured to learn with the tiny model on a CPU (benchmarks/RESULTS.md); see
+#: ``grpo_defaults``.
 GRPO_DEFAULTS: dict[str, Any] = {
     "beta": 0.0,
     "loss_type": "dapo",
@@ -81,38 +97,28 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "save_steps": 10,
     "save_total_limit": 2,
     "report_to": "none",
-    "gradient_checkpointing": False,  # TRL defaults to True: ~3x slower steps, memory a small model does not need
+    "gradient_checkpointing": False,  # TRL defaults to True: slower steps, to save memory a small model does not need
 }
-
-_PROMPT = re.compile(r"^(?P<env>\S+) seed=(?P<seed>-?\d+)$")
-
 
 def grpo_defaults(**overrides: Any) -> dict[str, Any]:
     """``GRPO_DEFAULTS`` for TRL's ``GRPOConfig``, bf16 where a GPU supports it."""
     return with_bf16_where_supported(GRPO_DEFAULTS, **overrides)
 
 
-def task_prompt(env_id: str, seed: int) -> str:
-    """The prompt-dataset row of one task; ``parse_task_prompt`` inverts it."""
-    return f"{env_id} seed={int(seed)}"
-
-
 def parse_task_prompt(prompt: Any) -> tuple[str, int]:
-    match = _PROMPT.match(prompt) if isinstance(prompt, str) else None
-    if match is None:
-        raise ValueError(f"GRPO prompts must be task prompts like 'interplay/Maze-v0 seed=12' (task_prompt()), got "
-                         f"{prompt!r:.100}; build the dataset with interplay.training.grpo.prompt_dataset.")
-    return match["env"], int(match["seed"])
+    """``(env_id, seed)`` of a prompt-dataset row: a ``task_key`` without kwargs (they are the config's)."""
+    parsed = parse_task_key(prompt)
+    if parsed is None or parsed[2]:
+        raise ValueError("GRPO prompts must be task keys like 'interplay/Maze-v0 seed=12' (interplay.seeds.task_key), "
+                         f"got {prompt!r:.100}; build the dataset with interplay.training.grpo.prompt_dataset.")
+    return parsed[0], parsed[1]
 
 
 def prompt_dataset(config: GRPOTrainingConfig, n: int) -> Any:
     """``n`` task prompts on consecutive training seeds from ``config.seed_start``."""
     from datasets import Dataset
 
-    if config.seed_start + n > EVAL_SEED_START:
-        raise ValueError(f"seed_start + tasks ({config.seed_start} + {n}) reaches the held-out seeds from "
-                         f"{EVAL_SEED_START}; use fewer tasks or a smaller seed_start.")
-    return Dataset.from_dict({"prompt": [task_prompt(config.env, s) for s in train_seeds(n, config.seed_start)]})
+    return Dataset.from_dict({"prompt": [task_key(config.env, s) for s in train_seeds(n, config.seed_start)]})
 
 
 def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: float = 1.0) -> dict[str, list]:
@@ -134,7 +140,7 @@ def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: fl
         out["outcome"].append(t.outcome)
         out["turns"].append(t.turns)
         out["invalid_actions"].append(t.invalid_actions)
-        out["task"].append(task_prompt(t.env_id, t.seed))
+        out["task"].append(task_key(t.env_id, t.seed))
     return out
 
 
@@ -148,13 +154,7 @@ def critique_mask(trajectory: Trajectory, encoder: ChatEncoder) -> list[int]:
     other template kwargs, say) the whole environment turn is marked instead.
     """
     mask = [0] * len(trajectory.completion_ids)
-    runs, start = [], None
-    for i, bit in enumerate([*trajectory.agent_mask, 1]):
-        if not bit and start is None:
-            start = i
-        elif bit and start is not None:
-            runs.append((start, i))
-            start = None
+    runs = [(start, end) for start, end, by_agent in trajectory.spans() if not by_agent]
     replies = [i for i, m in enumerate(trajectory.messages) if m["role"] == "assistant"]
     system = trajectory.messages[0]["content"] if trajectory.messages[0]["role"] == "system" else None
     for j, (lo, hi) in enumerate(runs):
@@ -186,14 +186,10 @@ def episode_hidden(model: Any, prompt_ids: Sequence[list[int]], completion_ids: 
     for start in range(0, len(prompt_ids), batch_size):
         rows = [list(p) + list(c) for p, c in zip(prompt_ids[start:start + batch_size],
                                                    completion_ids[start:start + batch_size])]
-        width = max(len(r) for r in rows)
-        ids = torch.zeros(len(rows), width, dtype=torch.long, device=device)
-        attention = torch.zeros_like(ids)
-        agent = torch.zeros(len(rows), width, device=device)
-        for i, (row, p, m) in enumerate(zip(rows, prompt_ids[start:], agent_masks[start:])):
-            ids[i, : len(row)] = torch.tensor(row)
-            attention[i, : len(row)] = 1
-            agent[i, len(p) : len(row)] = torch.tensor(m, dtype=torch.float)
+        marks = [[0] * len(p) + list(m) for p, m in zip(prompt_ids[start:start + batch_size],
+                                                        agent_masks[start:start + batch_size])]
+        ids, attention, agent = pad_batch(rows, marks=marks, device=device)
+        agent = agent.float()
         hidden = model(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[-1]
         mean = (hidden.float() * agent[..., None]).sum(1) / agent.sum(1, keepdim=True).clamp(min=1.0)
         vectors += mean.cpu().tolist()
@@ -232,7 +228,7 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
             specs.append(EnvSpec(env_id, dict(config.env_kwargs), seed))
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
         agent = episode_agent(config, trainer, model, tokenizer)
-        played = rollout(specs, agent, max_turns=config.turn_cap())
+        played = rollout(specs, agent, max_turns=config.max_turns)
         out = episode_fields(played, tokenizer.eos_token_id, config.discount)
         if wants_hidden:
             out["hidden"] = episode_hidden(model, out["prompt_ids"], out["completion_ids"], out["env_mask"])
@@ -253,6 +249,23 @@ class EpisodeReward:
 
     def __init__(self, exploration: ExplorationConfig | None = None) -> None:
         self.shapers = build_shapers(exploration) if exploration is not None else []
+
+    @property
+    def stateful(self) -> bool:
+        """Whether a shaper remembers something across steps (``outcome_count``'s counts) that a resume needs."""
+        return any(shaper.state_dict() for shaper in self.shapers)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each shaper's state by name (JSON-serializable), for ``RewardStateCheckpoints``."""
+        return {"shapers": {shaper.name: shaper.state_dict() for shaper in self.shapers}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved, names = state["shapers"], [shaper.name for shaper in self.shapers]
+        if sorted(saved) != sorted(names):
+            raise ValueError(f"the saved reward state is of the shapers {sorted(saved)}, this run has {sorted(names)}: "
+                             "resume with the exploration config the checkpoint was trained with.")
+        for shaper in self.shapers:
+            shaper.load_state_dict(saved[shaper.name])
 
     def __call__(self, prompts: list[Any], completions: list[Any], reward: list[float], success: list[bool],
                  outcome: list[str], turns: list[int], invalid_actions: list[int], task: list[str],
@@ -311,14 +324,17 @@ class CritiqueGRPOTrainer(GRPOTrainer):
     """
 
     def __init__(self, *args: Any, critique_weight: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        check_trl()
+        with quiet_rollout_func_notice():
+            super().__init__(*args, **kwargs)
         self.critique_weight = float(critique_weight)
         self._critique_masks: list[list[int]] | None = None
         self._policy_logps: torch.Tensor | None = None
 
     def _generate(self, prompts: list) -> tuple:
         result = super()._generate(prompts)
-        self._critique_masks = result[5].pop("critique_mask", None)  # extra_fields: keep it from the reward
+        # The rollout's extra fields: take critique_mask out before they reach the reward function.
+        self._critique_masks = result[GENERATE_EXTRA_FIELDS].pop("critique_mask", None)
         return result
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -350,6 +366,41 @@ class CritiqueGRPOTrainer(GRPOTrainer):
         self._metrics[mode]["critique/nll"].append(self.accelerator.gather(nll.detach()).mean().item())
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
         return loss + self.critique_weight * nll / accumulation
+
+
+#: The file, in each TRL checkpoint, with one process's reward-shaper state (``rank``: its process index).
+REWARD_STATE_FILE = "interplay_reward_state-{rank}.json"
+
+
+class RewardStateCheckpoints(TrainerCallback):
+    """Writes ``reward.state_dict()`` into every checkpoint the trainer saves (``REWARD_STATE_FILE``), so that a
+    resumed run continues the shapers' history (outcome counts) instead of restarting it; ``restore_reward_state``
+    reads it back. One file per process: each process shapes the groups it plays with shapers of its own."""
+
+    def __init__(self, reward: EpisodeReward) -> None:
+        self.reward = reward
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / REWARD_STATE_FILE.format(rank=args.process_index)).write_text(json.dumps(self.reward.state_dict()))
+
+
+def restore_reward_state(trainer: GRPOTrainer, checkpoint: str | Path) -> None:
+    """Load the reward-shaper state saved with ``checkpoint`` (``RewardStateCheckpoints``) into the trainer's
+    ``EpisodeReward``; a checkpoint without it is refused when a shaper has state to lose."""
+    [reward] = trainer.reward_funcs
+    rank = trainer.args.process_index
+    saved = Path(checkpoint) / REWARD_STATE_FILE.format(rank=rank)
+    if saved.exists():
+        reward.load_state_dict(json.loads(saved.read_text()))
+    elif reward.stateful:
+        raise ValueError(f"{checkpoint} holds no reward-shaper state for process {rank} ({saved.name}): it was saved "
+                         "by an older interplay or by a run with fewer processes, and resuming from it would restart "
+                         "the exploration shapers' history (outcome counts). Resume from a checkpoint of this run "
+                         "with the same number of processes, or start afresh.")
 
 
 @dataclass
@@ -431,15 +482,13 @@ def vllm_reply_args(config: GRPOTrainingConfig, args: GRPOConfig, tokenizer: Any
 
 def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: Sequence[TrainerCallback] = ()
                        ) -> tuple[CritiqueGRPOTrainer, HeldOutSuccessCallback]:
-    """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with)."""
-    import os
-
+    """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with); it
+    saves the reward shapers' state with each checkpoint (``RewardStateCheckpoints``)."""
     from interplay import models
-    from interplay.training.imitation import check_launch
 
+    check_trl()
     check_launch(args)
     check_multiprocess(args)
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented multi-turn hook
     model, tokenizer = models.load(config.model)
     if args.use_vllm:
         vllm_reply_args(config, args, tokenizer)
@@ -447,10 +496,12 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
     groups_per_step = max(1, groups_per_step // args.num_generations)
     tasks = config.tasks or max(1, args.max_steps) * groups_per_step
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
-                                     config.turn_cap(), config.max_new_tokens, agent_kwargs(config))
-    trainer = CritiqueGRPOTrainer(model=model, reward_funcs=EpisodeReward(config.exploration), args=args,
+                                     config.max_turns, config.max_new_tokens, agent_kwargs(config))
+    reward = EpisodeReward(config.exploration)
+    trainer = CritiqueGRPOTrainer(model=model, reward_funcs=reward, args=args,
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
-                                  rollout_func=make_rollout_func(config), callbacks=[heldout, *callbacks],
+                                  rollout_func=make_rollout_func(config),
+                                  callbacks=[heldout, RewardStateCheckpoints(reward), *callbacks],
                                   critique_weight=config.critique_weight)
     check_multiprocess(args, trainer.accelerator)  # what accelerate itself set up (a launch config, say)
     heldout.trainer = trainer
@@ -458,10 +509,21 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
 
 
 def train_grpo(config: GRPOTrainingConfig, args: GRPOConfig, resume: str | bool | None = None,
-               callbacks: Sequence[TrainerCallback] = ()) -> GRPOResult:
-    """Train with multi-turn GRPO; save model + tokenizer to ``args.output_dir`` (``interplay.models.load``)."""
+               callbacks: Sequence[TrainerCallback] = (), console: TrainerCallback | None = None) -> GRPOResult:
+    """Train with multi-turn GRPO; save model + tokenizer to ``args.output_dir`` (``interplay.models.load``).
+
+    ``resume``: a checkpoint directory, or True for the latest in ``args.output_dir``; the model, optimizer and
+    reward-shaper state continue from it. ``console``: a callback shown in place of the trainer's own terminal
+    output (``interplay.training.common.use_console``).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
     started = time.perf_counter()
     trainer, heldout = build_grpo_trainer(config, args, callbacks)
+    use_console(trainer, console)
+    checkpoint = get_last_checkpoint(args.output_dir) if resume is True else resume
+    if checkpoint:  # resume=True without a checkpoint: train() itself says there is none
+        restore_reward_state(trainer, checkpoint)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output_dir)
     return GRPOResult(args.output_dir, heldout.results, list(trainer.state.log_history), time.perf_counter() - started)

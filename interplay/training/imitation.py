@@ -4,7 +4,7 @@ Offline (behaviour cloning): play ``episodes`` expert episodes on fresh training
 (``interplay.seeds``) with ``ExpertAgent`` and feed their exact token ids to ``SFTTrainer`` as a
 pre-tokenized dataset: ``input_ids`` = prompt + completion, ``labels`` = the ids on the expert's reply
 tokens and their end token, -100 elsewhere (so the loss is on agent tokens only), length-bucketed batches
-(``train_sampling_strategy="group_by_length"``: 10x faster than random batches, shared/NOTES.md).
+(``train_sampling_strategy="group_by_length"``: batches of similar lengths waste little compute on padding).
 
 DAgger (Ross, Gordon & Bagnell 2011, "A Reduction of Imitation Learning ... to No-Regret Online
 Learning"): after the offline phase, each round plays the current learner on fresh training seeds,
@@ -33,9 +33,17 @@ from interplay.agents.base import Agent, ExpertAgent, Reply, Session
 from interplay.agents.chat import ChatEncoder, Message
 from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.seeds import train_seeds
+from interplay.training.common import (
+    HeldOutSuccessCallback,
+    agent_kwargs,
+    check_launch,
+    use_console,
+    with_bf16_where_supported,
+)
 from interplay.training.config import ImitationConfig
 
-#: The SFT hyperparameters that learned on a 2-core CPU (shared/NOTES.md); see ``sft_defaults``.
+#: The SFT hyperparameters measured to learn with the tiny model on a CPU (benchmarks/RESULTS.md); see
+#: ``sft_defaults``.
 SFT_DEFAULTS: dict[str, Any] = {
     "learning_rate": 2e-3,
     "adam_beta1": 0.9,
@@ -45,7 +53,7 @@ SFT_DEFAULTS: dict[str, Any] = {
     "lr_scheduler_type": "constant_with_warmup",
     "per_device_train_batch_size": 64,
     "max_grad_norm": 1.0,
-    "max_steps": 150,  # measured: 52% greedy held-out on the 4x4 maze in 263 s (2 cores)
+    "max_steps": 150,
     "train_sampling_strategy": "group_by_length",
     "logging_steps": 10,
     "save_strategy": "steps",
@@ -54,38 +62,8 @@ SFT_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "max_length": None,
     "dataset_num_proc": None,
-    "gradient_checkpointing": False,  # TRL defaults to True: ~3x slower steps, memory a small model does not need
+    "gradient_checkpointing": False,  # TRL defaults to True: slower steps, to save memory a small model does not need
 }
-
-
-def with_bf16_where_supported(defaults: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """``defaults`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU) + overrides."""
-    import torch
-
-    return {**defaults, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
-
-
-def agent_kwargs(config: Any) -> dict[str, Any]:
-    """The HFAgent options a training config carries for its model's chat template."""
-    return {"chat_template_kwargs": config.chat_template_kwargs, "thinking_budget": config.thinking_budget}
-
-
-def check_launch(args: Any) -> None:
-    """Refuse several launched processes that the trainer would not run as one distributed job.
-
-    ``WORLD_SIZE`` > 1 (torchrun, ``accelerate launch``) but ``args.world_size`` == 1 happens on a machine
-    without a GPU when the processes are not told to use the CPU backend: each would train alone on the same
-    data and all would write ``output_dir`` at once. (``accelerate launch --cpu --num_processes N`` starts a
-    single process unless it runs under mpirun.)
-    """
-    import os
-
-    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if launched > 1 and args.world_size == 1:
-        raise ValueError(f"{launched} processes were launched (WORLD_SIZE={launched}) but the trainer sees one: each "
-                         "would train alone and write output_dir. Without a GPU pass --use-cpu true (TrainingArguments"
-                         ".use_cpu=True, the gloo backend), e.g. `accelerate launch --multi_gpu --num_processes 2 -m "
-                         "interplay.cli train ... --use-cpu true`.")
 
 
 def sft_defaults(**overrides: Any) -> dict[str, Any]:
@@ -168,8 +146,7 @@ def dagger_rows(trajectories: Sequence[Trajectory], labels: dict[int, list[str |
     (``encoder``: the learner's, so the reply ends with its end-of-turn id)."""
     rows = []
     for index, t in enumerate(trajectories):
-        # Start of each agent reply inside completion_ids: where agent_mask turns 0 -> 1.
-        starts = [i for i, bit in enumerate(t.agent_mask) if bit and (i == 0 or not t.agent_mask[i - 1])]
+        starts = [start for start, _, by_agent in t.spans() if by_agent]
         for start, label in zip(starts, labels.get(index, [])):
             if label is None:
                 continue
@@ -177,47 +154,6 @@ def dagger_rows(trajectories: Sequence[Trajectory], labels: dict[int, list[str |
             prefix = t.prompt_ids + t.completion_ids[:start]
             rows.append(_row(prefix + reply, [0] * len(prefix) + [1] * len(reply)))
     return rows
-
-
-class HeldOutSuccessCallback(TrainerCallback):
-    """Scores greedy success on held-out tasks (EVAL seeds) every ``every`` steps and at the end of
-    training, and logs ``heldout/success_rate``, ``heldout/mean_turns``, ``heldout/invalid_rate`` through
-    the trainer (its log history, progress bar and ``report_to`` integrations)."""
-
-    def __init__(self, env: str, env_kwargs: dict[str, Any], tokenizer: Any, n: int = 100, every: int = 0,
-                 max_turns: int | None = None, max_new_tokens: int = 16,
-                 agent_kwargs: dict[str, Any] | None = None) -> None:
-        self.env, self.env_kwargs, self.tokenizer = env, env_kwargs, tokenizer
-        self.n, self.every, self.max_turns, self.max_new_tokens = n, every, max_turns, max_new_tokens
-        self.agent_kwargs = dict(agent_kwargs or {})  # e.g. chat_template_kwargs, thinking_budget
-        self.trainer: Any = None  # set by the caller: logging goes through trainer.log
-        self.results: list[dict[str, Any]] = []
-        self._scored_step = -1
-
-    def score(self, model: Any, step: int) -> dict[str, Any]:
-        from interplay.agents.hf import HFAgent
-        from interplay.evaluation import evaluate
-
-        agent = HFAgent(model, self.tokenizer, temperature=0.0, max_new_tokens=self.max_new_tokens, **self.agent_kwargs)
-        result = evaluate(self.env, agent, self.n, env_kwargs=self.env_kwargs, max_turns=self.max_turns,
-                          progress=False)
-        metrics = {f"heldout/{k}": result[k] for k in ("success_rate", "mean_turns", "invalid_rate")}
-        self.results.append({"step": step, **metrics})
-        self._scored_step = step
-        if self.trainer is not None:
-            self.trainer.log(dict(metrics))
-        return metrics
-
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if self.every and state.global_step % self.every == 0:
-            self.score(model, state.global_step)
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._scored_step = -1  # each DAgger round restarts the step count
-
-    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if state.global_step != self._scored_step:
-            self.score(model, state.global_step)
 
 
 @dataclass
@@ -230,9 +166,14 @@ class ImitationResult:
 
 
 def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool | None = None,
-                    callbacks: Sequence[TrainerCallback] = (), progress: bool = True) -> ImitationResult:
+                    callbacks: Sequence[TrainerCallback] = (), progress: bool = True,
+                    console: TrainerCallback | None = None) -> ImitationResult:
     """Collect expert data, train with ``SFTTrainer`` (then DAgger rounds when ``mode="dagger"``), save
-    model + tokenizer to ``args.output_dir`` (loadable with ``interplay.models.load``)."""
+    model + tokenizer to ``args.output_dir`` (loadable with ``interplay.models.load``).
+
+    ``progress``: progress bars over the episodes played (expert data, DAgger rounds). ``console``: a callback
+    shown in place of the trainer's own terminal output (``interplay.training.common.use_console``).
+    """
     from datasets import Dataset
 
     from interplay import models
@@ -245,6 +186,7 @@ def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool
                                      config.eval_every, config.max_turns, config.max_new_tokens, agent_kwargs(config))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          callbacks=[heldout, *callbacks])
+    use_console(trainer, console)
     heldout.trainer = trainer
     trainer.train(resume_from_checkpoint=resume)
     history = list(trainer.state.log_history)
