@@ -11,29 +11,25 @@ from typing import Any
 from interplay.seeds import EVAL_SEED_START, TRAIN_SEED_START
 
 
-def _env_kwargs(text: str | None) -> dict[str, Any]:
+def _json_object(text: str | None, flag: str, example: str) -> dict[str, Any]:
+    """The JSON object a ``--flag`` was given ({} when absent); anything else stops with an example."""
     if not text:
         return {}
     try:
-        kwargs = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise SystemExit(f"--env-kwargs must be a JSON object, e.g. '{{\"width\": 4}}': {error}") from None
-    if not isinstance(kwargs, dict):
-        raise SystemExit(f"--env-kwargs must be a JSON object, got {text!r}.")
-    return kwargs
+        raise SystemExit(f"{flag} must be a JSON object, e.g. '{example}': {error}") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag} must be a JSON object, e.g. '{example}', got {text!r}.")
+    return value
+
+
+def _env_kwargs(text: str | None) -> dict[str, Any]:
+    return _json_object(text, "--env-kwargs", '{"width": 4}')
 
 
 def _chat_template_kwargs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        kwargs = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"--chat-template-kwargs must be a JSON object, e.g. '{{\"enable_thinking\": false}}': "
-                         f"{error}") from None
-    if not isinstance(kwargs, dict):
-        raise SystemExit(f"--chat-template-kwargs must be a JSON object, got {text!r}.")
-    return kwargs
+    return _json_object(text, "--chat-template-kwargs", '{"enable_thinking": false}')
 
 
 def _agent(args: argparse.Namespace, model: str | None = None) -> Any:

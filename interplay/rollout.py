@@ -92,18 +92,18 @@ class ReplayMismatch(RuntimeError):
     """Replaying a trajectory produced a different observation than the one recorded."""
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Info values as JSON-safe Python (numpy scalars/arrays, tuples, sets; anything else as str)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     return str(value)
 
 
@@ -154,7 +154,7 @@ class _Episode:
         observation, info = self.env.reset(seed=seed)
         # The limit this episode is held to; the environment's own is known after reset (a maze sets it then).
         self.turn_limit = self.env.limit if max_turns is not None else self.env.unwrapped.max_turns
-        self.wrappers = [{"name": w.name, "entry_point": w.entry_point, "kwargs": _jsonable(w.kwargs)}
+        self.wrappers = [{"name": w.name, "entry_point": w.entry_point, "kwargs": jsonable(w.kwargs)}
                          for w in self.env.spec.additional_wrappers]
         system = self.env.unwrapped.system_prompt
         self.messages: list[Message] = [{"role": "system", "content": system}] if system else []
@@ -167,7 +167,7 @@ class _Episode:
         self.agent_mask: list[int] = []
         self.logprobs: list[float] = []
         self.rewards: list[float] = []
-        self.infos: list[dict[str, Any]] = [_jsonable(info)]
+        self.infos: list[dict[str, Any]] = [jsonable(info)]
         self.invalid_actions = 0
         self.terminated = self.truncated = False
 
@@ -212,11 +212,11 @@ class _Episode:
     def step(self, reply: Reply, error: str | None, expert_probs: Any) -> bool:
         """Play the reply's text in the environment and record the result; True when the episode ended."""
         observation, reward, terminated, truncated, info = self.env.step(reply.text)
-        info = _jsonable(info)
+        info = jsonable(info)
         if error:
             info["agent_error"] = error
         if expert_probs is not None:
-            info["expert_action_probs"] = _jsonable(expert_probs)
+            info["expert_action_probs"] = jsonable(expert_probs)
         self.rewards.append(reward)
         self.infos.append(info)
         self.invalid_actions += bool(info.get("invalid_action"))
@@ -232,7 +232,7 @@ def _manifest(agent: Agent, encoder: ChatEncoder | None) -> dict[str, Any]:
     return {
         "agent": agent.name,
         "agent_class": type(agent).__name__,
-        "sampling": _jsonable(agent.sampling_params()),
+        "sampling": jsonable(agent.sampling_params()),
         **(encoder.fingerprint() if encoder else {}),
         "versions": _versions(),
     }
@@ -328,7 +328,7 @@ def _trajectory(episode: _Episode, manifest: dict[str, Any], encoder: ChatEncode
     env = episode.env.unwrapped
     return Trajectory(
         env_id=episode.spec.id,
-        env_kwargs=_jsonable(episode.spec.kwargs),
+        env_kwargs=jsonable(episode.spec.kwargs),
         seed=episode.seed,
         messages=episode.messages,
         prompt_ids=episode.prompt_ids,
@@ -345,7 +345,7 @@ def _trajectory(episode: _Episode, manifest: dict[str, Any], encoder: ChatEncode
         truncated=episode.truncated,
         infos=episode.infos,
         group=episode.group,
-        manifest={"env_id": episode.spec.id, "env_kwargs": _jsonable(episode.spec.kwargs), "seed": episode.seed,
+        manifest={"env_id": episode.spec.id, "env_kwargs": jsonable(episode.spec.kwargs), "seed": episode.seed,
                   "wrappers": episode.wrappers, "turn_limit": episode.turn_limit, **manifest},
         fresh_render_diff=episode.fresh_render_diff(encoder) if encoder is not None else None,
     )

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from interplay.rollout import Trajectory, _jsonable
+from interplay.rollout import Trajectory, jsonable
 
 
 def _runs(mask: Sequence[int]) -> list[tuple[int, int]]:
@@ -94,7 +94,7 @@ def episode_view(index: int, trajectory: Trajectory) -> dict[str, Any]:
     observed = replied = 0
     for message in trajectory.messages:
         role, text = message.get("role"), message.get("content")
-        text = text if isinstance(text, str) else json.dumps(_jsonable(text), ensure_ascii=False)
+        text = text if isinstance(text, str) else json.dumps(jsonable(text), ensure_ascii=False)
         if role == "system":
             system = text
         elif role == "assistant":
@@ -115,7 +115,7 @@ def episode_view(index: int, trajectory: Trajectory) -> dict[str, Any]:
             steps.append(step)
             observed += 1
     manifest = trajectory.manifest or {}
-    return _jsonable({
+    return jsonable({
         "i": index, "env": trajectory.env_id, "kwargs": trajectory.env_kwargs, "seed": trajectory.seed,
         "group": trajectory.group, "success": bool(trajectory.success), "outcome": trajectory.outcome,
         "turns": trajectory.turns, "reward": trajectory.reward, "invalid": trajectory.invalid_actions,

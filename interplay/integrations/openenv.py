@@ -37,7 +37,6 @@ import concurrent.futures
 import functools
 import inspect
 import json
-import math
 import os
 import threading
 import uuid
@@ -64,6 +63,7 @@ except ImportError as _error:  # pragma: no cover - depends on the install
 from pydantic import Field
 
 from interplay.envs.core import TextEnv
+from interplay.rollout import jsonable
 
 __all__ = [
     "InterplayAction",
@@ -81,21 +81,6 @@ QUERIES = ("expert_action", "expert_action_probs", "outcome", "render")
 DEFAULT_MAX_SESSIONS = 256
 #: Largest WebSocket message either side accepts (a 10M-character reply is legal in a TextEnv).
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe Python, the same conversion ``interplay.rollout`` applies to recorded infos."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _plain(value.tolist())
-    return str(value)
 
 
 # ---- the wire types ----------------------------------------------------------------------------
@@ -167,7 +152,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         self._episode_id = episode_id or uuid.uuid4().hex
         self._steps = 0
         return InterplayObservation(
-            text=observation, info=_plain(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", "")
+            text=observation, info=jsonable(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", "")
         )
 
     def step(self, action: InterplayAction, timeout_s: float | None = None, **kwargs: Any) -> InterplayObservation:
@@ -177,7 +162,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         self._steps += 1
         return InterplayObservation(
             text=observation,
-            info=_plain(info),
+            info=jsonable(info),
             terminated=bool(terminated),
             truncated=bool(truncated),
             done=bool(terminated or truncated),
@@ -195,7 +180,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         else:
             result = self.env.render()
         finished = bool(getattr(base, "finished", False))
-        return InterplayObservation(result=_plain(result), done=finished, terminated=finished)
+        return InterplayObservation(result=jsonable(result), done=finished, terminated=finished)
 
     @property
     def state(self) -> InterplayState:
@@ -204,7 +189,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             episode_id=self._episode_id,
             step_count=self._steps,
             env_id=self.env_id,
-            env_kwargs=_plain(self.env_kwargs),
+            env_kwargs=jsonable(self.env_kwargs),
             turn=int(getattr(base, "turn", self._steps)),
             finished=bool(getattr(base, "finished", self._episode_id is None)),
             deterministic=bool(getattr(base, "deterministic", True)),
@@ -476,7 +461,7 @@ class RemoteEnv(TextEnv):
         gym_reset(seed=seed)
         data: dict[str, Any] = {"seed": seed}
         if options is not None:
-            data["options"] = _plain(options)
+            data["options"] = jsonable(options)
         result = self._call(lambda client: client.reset(**data), "reset")
         observation = result.observation
         self.turn, self._finished, self._lost = 0, False, False

@@ -23,6 +23,7 @@ import os
 import shutil
 import string
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -136,14 +137,18 @@ def cache_dir() -> Path:
 def tiny_path(config: TinyConfig | None = None) -> Path:
     """The cached checkpoint directory of the tiny model, built on first use."""
     config = config or TinyConfig()
-    path = cache_dir() / f"tiny-{config.key()}"
+    return cached_checkpoint(cache_dir() / f"tiny-{config.key()}", lambda out: build_tiny(out, config))
+
+
+def cached_checkpoint(path: Path, build: Callable[[Path], Any]) -> Path:
+    """``path`` once it holds a checkpoint, built by ``build(directory)`` on first use."""
     if (path / "config.json").exists() and (path / "tokenizer.json").exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     # Build next to the target and rename: parallel processes never see a half-written checkpoint.
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
     try:
-        build_tiny(tmp, config)
+        build(tmp)
         try:
             tmp.rename(path)
         except OSError:  # another process won the race
@@ -202,4 +207,4 @@ def load(name_or_path: str | os.PathLike = TINY, **model_kwargs: Any) -> tuple[A
     return model, tokenizer
 
 
-__all__ = ["TINY", "TinyConfig", "build_tiny", "build_tokenizer", "load", "load_tokenizer", "tiny_path"]
+__all__ = ["TINY", "TinyConfig", "build_tiny", "build_tokenizer", "cached_checkpoint", "load", "load_tokenizer", "tiny_path"]

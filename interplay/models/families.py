@@ -22,7 +22,6 @@ import hashlib
 import json
 import lzma
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -228,22 +227,10 @@ def family_checkpoint(name: str, fixtures_dir: str | Path, cache_dir: str | Path
         from interplay.models import cache_dir as default_cache_dir
 
         cache_dir = default_cache_dir()
+    from interplay.models import cached_checkpoint
+
     path = Path(cache_dir) / f"family-{name}-{checkpoint_key(name, fixtures_dir)}"
-    if (path / "config.json").exists() and (path / "tokenizer.json").exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Build next to the target and rename: parallel processes never see a half-written checkpoint.
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
-    try:
-        build_family(name, fixtures_dir, tmp)
-        try:
-            tmp.rename(path)
-        except OSError:  # another process won the race
-            if not (path / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return cached_checkpoint(path, lambda out: build_family(name, fixtures_dir, out))
 
 
 __all__ = ["FAMILIES", "SHAPE", "Family", "build_family", "checkpoint_key", "family_checkpoint"]
