@@ -254,9 +254,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from interplay.pipeline import get_preset, run_pipeline
+    from interplay.pipeline import get_preset, run_pipeline, run_seeds, with_overrides
 
-    result = run_pipeline(get_preset(args.preset), args.out, model=args.model)
+    preset = with_overrides(get_preset(args.preset), seed=args.seed, sft_steps=args.sft_steps,
+                            grpo_steps=args.grpo_steps, sft_lr=args.sft_lr, grpo_lr=args.grpo_lr,
+                            exploration=args.exploration)
+    if args.seeds is None:
+        result = run_pipeline(preset, args.out, model=args.model)
+    else:
+        result = run_seeds(preset, args.out, args.seeds, model=args.model)
     print(f"pipeline finished in {result['wall_s']:.0f} s; report: {result['report_md']}")
     return 0
 
@@ -287,7 +293,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return cmd_pipeline(argparse.Namespace(preset="codebreaker", out=args.out, model=None))
+    return cmd_pipeline(build_parser().parse_args(["pipeline", "--preset", "codebreaker", "--out", args.out]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,6 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="codebreaker", help="codebreaker (default), maze, tiny-test or gpu")
     p.add_argument("--out", required=True, help="report directory (rerun with the same one to resume)")
     p.add_argument("--model", default=None, help="override the preset's model ('tiny', a checkpoint dir, an HF id)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the run's seed (default 0): TRL's seed/data_seed of both trainers, the block of training "
+                   "tasks, the evaluation agents' sampling; the held-out tasks stay the same")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="N independent runs, seeds SEED..SEED+N-1, in OUT/seed_<S>/; OUT/report.md and report.json "
+                   "give every figure's mean with a 95%% interval over seeds next to each seed's interval over tasks")
+    p.add_argument("--sft-steps", type=int, default=None, help="override SFT's optimizer steps (same expert episodes)")
+    p.add_argument("--grpo-steps", type=int, default=None, help="override both RL stages' optimizer steps")
+    p.add_argument("--sft-lr", type=float, default=None, help="override SFT's learning rate")
+    p.add_argument("--grpo-lr", type=float, default=None, help="override both RL stages' learning rate")
+    p.add_argument("--exploration", default=None, metavar="SPEC",
+                   help="what grpo_explore adds, e.g. 'outcome_count:0.1' or 'pkpo:k=4' (name[:weight][:key=value])")
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("view", help="write a static HTML page to browse trajectories (JSONL)",

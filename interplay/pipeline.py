@@ -22,10 +22,17 @@ stage's trainer; ``messages.log``, the libraries' warnings and messages) and ``c
 The terminal gets a line per stage event and progress bars only. A rerun skips finished stages and
 resumes an interrupted training from its last saved TRL checkpoint.
 
+Seeds and studies: ``Preset.seed`` drives everything random in a run (``seeded_configs``), and
+``with_overrides`` replaces the seed, steps, learning rates and exploration of a preset (the CLI's
+``--seed``, ``--sft-steps``, ``--grpo-steps``, ``--sft-lr``, ``--grpo-lr``, ``--exploration``).
+``run_seeds`` (``--seeds N``) makes N independent runs in ``seed_<S>/`` sub-directories and writes a
+report with every figure's mean and 95% interval over seeds beside each seed's intervals over tasks.
+
 Usage::
 
     result = run_pipeline("codebreaker", "runs/demo")      # or: interplay pipeline --preset codebreaker --out DIR
     print(result["report_md"])
+    run_seeds(with_overrides(get_preset("maze"), grpo_steps=40), "runs/maze-seeds", seeds=3)
 """
 
 from __future__ import annotations
@@ -68,6 +75,12 @@ class Preset:
         eval_tasks, k: held-out tasks and samples per task (pass@k up to k). Evaluation plays the task with
             ``sft``'s ``max_new_tokens`` and ``max_turns`` (None: the environment's own turn limit).
         notes: where the numbers come from.
+        seed: drives everything random in a run (``seeded_configs``): TRL's ``seed`` and ``data_seed`` of both
+            trainers (model-side randomness, data order, GRPO's sampling through torch's global generator), the
+            block of training tasks (SFT's expert episodes and GRPO's prompts shift by ``seed`` times the span
+            they use, so seeds train on disjoint tasks) and the sampling generator of the evaluation agents.
+            The held-out tasks and the starting model stay the same, so seeds compare on the same tasks.
+            Set it with ``with_overrides``; ``sft_args``/``grpo_args`` must not hold ``seed``/``data_seed``.
     """
 
     name: str
@@ -80,8 +93,16 @@ class Preset:
     eval_tasks: int = 100
     k: int = 8
     notes: str = ""
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"preset {self.name!r}: seed must be an integer >= 0, got {self.seed!r}.")
+        for stage, args in (("sft", self.sft_args), ("grpo", self.grpo_args)):
+            fixed = sorted({"seed", "data_seed"} & set(args))
+            if fixed:
+                raise ValueError(f"preset {self.name!r}: {stage}_args must not set {fixed}; the preset's seed "
+                                 "(--seed) sets them.")
         # One task for every stage and for evaluation, or the stages' numbers do not compare.
         differ = [name for name in ("env", "env_kwargs", "max_new_tokens", "max_turns")
                   if getattr(self.sft, name) != getattr(self.grpo, name)]
@@ -182,6 +203,95 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: What ``with_overrides`` accepts, and the flag of ``interplay pipeline`` for each.
+OVERRIDES = {"seed": "--seed", "sft_steps": "--sft-steps", "grpo_steps": "--grpo-steps", "sft_lr": "--sft-lr",
+             "grpo_lr": "--grpo-lr", "exploration": "--exploration"}
+
+
+def with_overrides(preset: Preset, **overrides: Any) -> Preset:
+    """``preset`` with some settings replaced (``dataclasses.replace``), validated with clear errors.
+
+    ``seed`` (int >= 0), ``sft_steps`` / ``grpo_steps`` (optimizer steps, ints >= 1; SFT keeps its expert
+    episodes, both RL stages get the new budget), ``sft_lr`` / ``grpo_lr`` (learning rates, > 0),
+    ``exploration`` (what ``grpo_explore`` adds: an ``ExplorationConfig`` or its short form, e.g.
+    ``"outcome_count:0.1"``). None leaves a setting as the preset has it. The description records what
+    changed, and report.json's ``preset_config`` holds the configs the run used.
+    """
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown}; choose from {sorted(OVERRIDES)}.")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if not given:
+        return preset
+
+    def bad(name: str, wanted: str) -> ValueError:
+        return ValueError(f"{OVERRIDES[name]} must be {wanted}, got {given[name]!r}.")
+
+    changes: dict[str, Any] = {}
+    sft_args, grpo_args = dict(preset.sft_args), dict(preset.grpo_args)
+    for name, value in given.items():
+        if name in ("seed", "sft_steps", "grpo_steps"):
+            low = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise bad(name, f"an integer >= {low}")
+        elif name in ("sft_lr", "grpo_lr"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise bad(name, "a positive number")
+    if "seed" in given:
+        changes["seed"] = given["seed"]
+    if "sft_steps" in given:
+        sft_args["max_steps"] = given["sft_steps"]
+    if "grpo_steps" in given:
+        grpo_args["max_steps"] = given["grpo_steps"]
+    if "sft_lr" in given:
+        sft_args["learning_rate"] = float(given["sft_lr"])
+    if "grpo_lr" in given:
+        grpo_args["learning_rate"] = float(given["grpo_lr"])
+    if "exploration" in given:
+        exploration = given["exploration"]
+        if isinstance(exploration, str):
+            try:
+                exploration = ExplorationConfig.from_spec(exploration)
+            except (ValueError, KeyError) as error:
+                raise ValueError(f"--exploration {given['exploration']!r}: {error}") from None
+        if not isinstance(exploration, ExplorationConfig) or not exploration.methods:
+            raise bad("exploration", "at least one method, e.g. 'outcome_count:0.1'")
+        changes["exploration"] = exploration
+    changed = ", ".join(f"{name}={value}" if not isinstance(value, ExplorationConfig) else f"{name}={given[name]}"
+                        for name, value in given.items() if name != "seed")
+    description = f"{preset.description}; overrides: {changed}" if changed else preset.description
+    return dataclasses.replace(preset, sft_args=sft_args, grpo_args=grpo_args, description=description, **changes)
+
+
+def _grpo_tasks(preset: Preset) -> int:
+    """Training tasks the RL stages draw (as ``train_grpo`` counts them, on one process)."""
+    if preset.grpo.tasks:
+        return preset.grpo.tasks
+    args = preset.grpo_args
+    groups = args["per_device_train_batch_size"] * args.get("gradient_accumulation_steps", 1)
+    return max(1, args["max_steps"]) * max(1, groups // args.get("num_generations", 8))
+
+
+def seeded_configs(preset: Preset) -> tuple[ImitationConfig, GRPOTrainingConfig, dict[str, Any], dict[str, Any]]:
+    """The SFT and GRPO configs and TRL kwargs of a run with ``preset.seed``.
+
+    Seed S shifts both stages' training seeds by S times the span they use together (so seeds train on
+    disjoint blocks of tasks; seed 0 uses the preset's own), and sets TRL's ``seed`` and ``data_seed`` to S.
+    """
+    from interplay.seeds import EVAL_SEED_START
+
+    span = preset.grpo.seed_start + _grpo_tasks(preset) - preset.sft.seed_start
+    offset = preset.seed * span
+    if preset.grpo.seed_start + offset + _grpo_tasks(preset) > EVAL_SEED_START:
+        raise ValueError(f"preset {preset.name!r}: seed {preset.seed} would train on tasks past the training seed "
+                         f"range (each seed uses {span} training tasks, below {EVAL_SEED_START}); use a seed below "
+                         f"{(EVAL_SEED_START - preset.sft.seed_start) // span}.")
+    sft = dataclasses.replace(preset.sft, seed_start=preset.sft.seed_start + offset)
+    grpo = dataclasses.replace(preset.grpo, seed_start=preset.grpo.seed_start + offset)
+    seeds = {"seed": preset.seed, "data_seed": preset.seed}
+    return sft, grpo, {**preset.sft_args, **seeds}, {**preset.grpo_args, **seeds}
+
+
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; a clear error listing the presets otherwise."""
     if name not in PRESETS:
@@ -223,7 +333,7 @@ def evaluate_checkpoint(preset: Preset, model: str, trajectories: list[Any] | No
     from interplay.rollout import Trajectory
 
     started = time.perf_counter()
-    agent = HFAgent(model, temperature=1.0, max_new_tokens=preset.sft.max_new_tokens, seed=0)
+    agent = HFAgent(model, temperature=1.0, max_new_tokens=preset.sft.max_new_tokens, seed=preset.seed)
     played: list[Trajectory] = []
     result = evaluate(preset.env, agent, preset.eval_tasks, preset.k, env_kwargs=dict(preset.sft.env_kwargs),
                       max_turns=preset.sft.max_turns, coverage=True, trajectories=played, progress=progress)
@@ -287,10 +397,11 @@ def _sft(preset: Preset, model: str, output_dir: Path, progress: bool, console: 
 
     from interplay.training.imitation import sft_defaults, train_imitation
 
-    config = dataclasses.replace(preset.sft, model=model)
+    sft, _, sft_args, _ = seeded_configs(preset)
+    config = dataclasses.replace(sft, model=model)
     args = SFTConfig(output_dir=str(output_dir), **sft_defaults(**{
-        "save_total_limit": 1, "logging_steps": max(1, min(10, preset.sft_args["max_steps"] // 10)),
-        **preset.sft_args, "disable_tqdm": not progress}))
+        "save_total_limit": 1, "logging_steps": max(1, min(10, sft_args["max_steps"] // 10)),
+        **sft_args, "disable_tqdm": not progress}))
     # The console's bar is the stage's: no second bar over the expert episodes.
     result = train_imitation(config, args, resume=_latest_checkpoint(output_dir), progress=False, console=console)
     return {"train_s": result.seconds, "log_history": result.log_history, "heldout": result.heldout,
@@ -304,9 +415,10 @@ def _grpo(preset: Preset, model: str, output_dir: Path, progress: bool, explore:
     from interplay.training.grpo import grpo_defaults, train_grpo
 
     # Both RL stages: the same config, tasks and budget; only the exploration shaper differs.
-    config = dataclasses.replace(preset.grpo, model=model, exploration=preset.exploration if explore else None)
+    _, grpo, _, grpo_args = seeded_configs(preset)
+    config = dataclasses.replace(grpo, model=model, exploration=preset.exploration if explore else None)
     args = GRPOConfig(output_dir=str(output_dir), **grpo_defaults(**{
-        "save_total_limit": 1, **preset.grpo_args, "disable_tqdm": not progress}))
+        "save_total_limit": 1, **grpo_args, "disable_tqdm": not progress}))
     result = train_grpo(config, args, resume=_latest_checkpoint(output_dir), console=console)
     return {"train_s": result.seconds, "log_history": result.log_history, "heldout": result.heldout,
             "config": dataclasses.asdict(config)}
@@ -409,7 +521,7 @@ def _report_header(env: str, preset: Preset, model: str, stages: dict[str, dict[
     return [
         f"# interplay pipeline report: {env}",
         "",
-        f"Preset `{preset.name}` ({preset.description}); model `{model}`. Every checkpoint played the same "
+        f"Preset `{preset.name}` ({preset.description}); model `{model}`; seed {preset.seed}. Every checkpoint played the same "
         f"{first['n_tasks']} held-out tasks (seeds from {min(first['seeds'])}) {preset.k} times each, sampling at "
         "temperature 1. Numbers are percentages; brackets are 95% intervals across tasks.",
         "",
@@ -512,7 +624,7 @@ def write_report(out: Path, preset: Preset, model: str, stages: dict[str, dict[s
     """``report.md``, ``report.json`` and the PNG plots in ``out``; returns report.json's content."""
     from interplay.plots import plot_all, plot_training_curves
 
-    report = {"env": preset.env, "preset": preset.name, "model": model, "k": preset.k,
+    report = {"env": preset.env, "preset": preset.name, "model": model, "k": preset.k, "seed": preset.seed,
               "task": task_report(preset, stages), "preset_config": dataclasses.asdict(preset), "stages": stages,
               "comparisons": comparisons(stages, preset.k)}
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -533,7 +645,8 @@ def _check_out_dir(out: Path, preset: Preset, model: str) -> None:
         found = json.loads(manifest.read_text())
         if found != json.loads(json.dumps(wanted)):
             raise ValueError(f"{out} holds a pipeline run of preset {found['preset']['name']!r} with model "
-                             f"{found['model']!r}, not {preset.name!r} with {model!r}: pass another --out, or "
+                             f"{found['model']!r} and seed {found['preset'].get('seed', 0)}, not {preset.name!r} with "
+                             f"{model!r} and seed {preset.seed} (or its settings differ): pass another --out, or "
                              "delete the directory to start over.")
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -550,6 +663,7 @@ def run_pipeline(preset: str | Preset, out: str | Path, model: str | None = None
     preset = get_preset(preset) if isinstance(preset, str) else preset
     model = model or preset.model
     out = Path(out)
+    seeded_configs(preset)  # the seed's training tasks fit: fail before anything is written
     _check_out_dir(out, preset, model)
     log(f"interplay pipeline: preset {preset.name!r} on {preset.env} with model {model!r} -> {out} "
         f"(full logs: {out / 'stages'}/<stage>/)")
@@ -558,5 +672,132 @@ def run_pipeline(preset: str | Preset, out: str | Path, model: str | None = None
     return {**report, "report_md": str(out / "report.md"), "wall_s": time.perf_counter() - started}
 
 
-__all__ = ["PRESETS", "STAGES", "Preset", "evaluate_checkpoint", "get_preset", "render_report", "run_pipeline",
-           "run_stage", "write_report"]
+# ---------------------------------------------------------------------------------------------- seeds
+def _seed_interval(values: list[float]) -> dict[str, Any]:
+    """Mean over seeds with a 95% Student-t interval over seeds (None with one seed)."""
+    from interplay.metrics import mean_interval
+
+    iv = mean_interval(values, method="t")
+    ci = [iv.low, iv.high] if len(values) > 1 and all(v == v for v in (iv.low, iv.high)) else None
+    return {"mean": iv.mean, "ci95_over_seeds": ci, "values": list(values)}
+
+
+def aggregate_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Figures of several runs (report.json contents by seed) with intervals over seeds.
+
+    Per stage: pass@1, pass@k, Pcov(N) and mean turns as ``{"mean", "ci95_over_seeds", "values"}`` (values in
+    seed order), and ``per_seed``: each run's pass@1 / pass@k with its interval over tasks. Per comparison
+    (B − A): the paired difference's mean over seeds with its interval over seeds, and each seed's difference
+    with its interval over tasks.
+    """
+    seeds = sorted(runs)
+    stages: dict[str, Any] = {}
+    for stage in STAGES:
+        per_run = [runs[seed]["stages"][stage] for seed in seeds]
+        grid = [n for n in per_run[0]["coverage"] if all(r["coverage"].get(n) is not None for r in per_run)]
+        stages[stage] = {
+            "pass_at_1": _seed_interval([r["pass_at_1"] for r in per_run]),
+            "pass_at_k": _seed_interval([r["pass_at_k"] for r in per_run]),
+            "coverage": {n: _seed_interval([r["coverage"][n] for r in per_run]) for n in grid},
+            "mean_turns": _seed_interval([r["mean_turns"] for r in per_run]),
+            "per_seed": {str(seed): {"pass_at_1": r["pass_at_1"], "pass_at_1_ci95": r["pass_at_1_ci95"],
+                                     "pass_at_k": r["pass_at_k"], "pass_at_k_ci95": r["pass_at_k_ci95"]}
+                         for seed, r in zip(seeds, per_run)},
+        }
+    compared = []
+    for i, row in enumerate(runs[seeds[0]]["comparisons"]):
+        rows = [runs[seed]["comparisons"][i] for seed in seeds]
+        entry: dict[str, Any] = {"a": row["a"], "b": row["b"]}
+        for key in (k for k in row if k.startswith("pass_at_")):
+            entry[key] = {**_seed_interval([r[key]["diff"] for r in rows]),
+                          "per_seed": {str(seed): r[key] for seed, r in zip(seeds, rows)}}
+        compared.append(entry)
+    return {"seeds": seeds, "stages": stages, "comparisons": compared}
+
+
+def _seed_cell(figure: dict[str, Any]) -> str:
+    ci = figure["ci95_over_seeds"]
+    return _pct(figure["mean"]) if ci is None else f"{_pct(figure['mean'])} [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def render_seeds_report(preset: Preset, model: str, aggregated: dict[str, Any], k: int) -> str:
+    """report.md of a multi-seed run: figures over seeds, each seed's with its task intervals, paired
+    differences over seeds, and links to each seed's own report."""
+    seeds, stages = aggregated["seeds"], aggregated["stages"]
+    lines = [
+        f"# interplay pipeline report: {preset.env}, {len(seeds)} seeds",
+        "",
+        f"Preset `{preset.name}` ({preset.description}); model `{model}`; seeds {seeds[0]}..{seeds[-1]}, each an "
+        "independent run (its own training tasks, data order and sampling) evaluated on the same held-out tasks. "
+        "Numbers are percentages; brackets in the first tables are 95% intervals over seeds (Student's t), in the "
+        "per-seed table 95% intervals over tasks.",
+        "",
+        "## Results over seeds",
+        "",
+        f"| stage | pass@1 | pass@{k} | " + " | ".join(f"Pcov({n})" for n in REPORT_COVERAGE_N) + " | mean turns |",
+        "|---|---|---|" + "---|" * len(REPORT_COVERAGE_N) + "---|",
+    ]
+    for name, s in stages.items():
+        cov = " | ".join(_pct(s["coverage"][n]["mean"]) if n in s["coverage"] else "–" for n in REPORT_COVERAGE_N)
+        lines.append(f"| {name} | {_seed_cell(s['pass_at_1'])} | {_seed_cell(s['pass_at_k'])} | {cov} | "
+                     f"{s['mean_turns']['mean']:.2f} |")
+    lines += ["", "Pcov and mean turns: means over seeds (report.json has their intervals).", "",
+              "## Per seed (intervals over tasks)", "",
+              "| stage | " + " | ".join(f"seed {seed} pass@1 | seed {seed} pass@{k}" for seed in seeds) + " |",
+              "|---|" + "---|---|" * len(seeds)]
+    for name, s in stages.items():
+        cells = [f"{_with_ci(r['pass_at_1'], r['pass_at_1_ci95'])} | {_with_ci(r['pass_at_k'], r['pass_at_k_ci95'])}"
+                 for r in (s["per_seed"][str(seed)] for seed in seeds)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Paired differences over seeds", "", f"| comparison | Δ pass@1 | Δ pass@{k} |", "|---|---|---|"]
+    for row in aggregated["comparisons"]:
+        cells = []
+        for kk in (1, k):
+            d = row[f"pass_at_{kk}"]
+            ci = d["ci95_over_seeds"]
+            if ci is None:
+                cells.append(f"{100 * d['mean']:+.1f}")
+            else:
+                star = "" if ci[0] <= 0 <= ci[1] else " *"
+                cells.append(f"{100 * d['mean']:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]{star}")
+        lines.append(f"| {row['b']} − {row['a']} | {cells[0]} | {cells[1]} |")
+    lines += ["", "`*`: the interval over seeds excludes 0. Each seed's paired difference over tasks is in "
+              "report.json (`comparisons[].pass_at_*.per_seed`) and in its own report.", "",
+              "Each seed's report: " + ", ".join(f"[seed {seed}](seed_{seed}/report.md)" for seed in seeds), ""]
+    return "\n".join(lines)
+
+
+def run_seeds(preset: str | Preset, out: str | Path, seeds: int, model: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``seeds`` independent runs of ``preset`` with seeds ``preset.seed`` .. ``preset.seed + seeds - 1``,
+    each in ``out/seed_<S>/`` (a full ``run_pipeline`` directory, resumable), then ``out/report.md`` and
+    ``out/report.json`` with every figure over seeds (``aggregate_seeds``).
+
+    Returns report.json's content plus ``report_md`` and ``wall_s``.
+    """
+    started = time.perf_counter()
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}.")
+    model = model or preset.model
+    out = Path(out)
+    variants = [with_overrides(preset, seed=preset.seed + i) for i in range(seeds)]
+    for variant in variants:
+        seeded_configs(variant)  # every seed's training tasks fit, checked before the first run starts
+    runs: dict[int, dict[str, Any]] = {}
+    for i, variant in enumerate(variants, start=1):
+        log(f"interplay pipeline: seed {variant.seed} ({i}/{seeds})")
+        runs[variant.seed] = run_pipeline(variant, out / f"seed_{variant.seed}", model=model, progress=progress,
+                                          log=log)
+    aggregated = aggregate_seeds(runs)
+    report = {"env": preset.env, "preset": preset.name, "model": model, "k": preset.k,
+              "preset_config": dataclasses.asdict(preset), **aggregated,
+              "runs": {str(seed): f"seed_{seed}/report.json" for seed in runs}}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(render_seeds_report(preset, model, aggregated, preset.k))
+    return {**report, "report_md": str(out / "report.md"), "wall_s": time.perf_counter() - started}
+
+
+__all__ = ["OVERRIDES", "PRESETS", "STAGES", "Preset", "aggregate_seeds", "evaluate_checkpoint", "get_preset",
+           "render_report", "render_seeds_report", "run_pipeline", "run_seeds", "run_stage", "seeded_configs",
+           "with_overrides", "write_report"]

@@ -99,8 +99,8 @@ def test_mean_interval_normal_and_bootstrap():
     boot = mean_interval(x, method="bootstrap", n_boot=4000)
     assert boot.low == pytest.approx(normal.low, abs=0.02) and boot.high == pytest.approx(normal.high, abs=0.02)
     assert mean_interval(x, method="bootstrap", seed=3) == mean_interval(x, method="bootstrap", seed=3)
-    with pytest.raises(ValueError, match="'normal' or 'bootstrap'"):
-        mean_interval(x, method="t")
+    with pytest.raises(ValueError, match="'normal', 't' or 'bootstrap'"):
+        mean_interval(x, method="student")
 
 
 def test_compare_pass_at_k_is_paired():
@@ -200,3 +200,18 @@ def test_distinct_outcomes_and_entropy():
     assert mean_token_entropy(sampled_logprobs=np.log(p)[samples]) == pytest.approx(-(p * np.log(p)).sum(), abs=0.01)
     with pytest.raises(ValueError, match="exactly one"):
         mean_token_entropy()
+
+
+def test_t_interval_over_few_values_uses_students_t():
+    from interplay.metrics import mean_interval, t_quantile
+
+    for p, df, table in ((0.975, 1, 12.7062), (0.975, 2, 4.3027), (0.975, 4, 2.7764), (0.975, 30, 2.0423),
+                         (0.95, 10, 1.8125)):
+        assert t_quantile(p, df) == pytest.approx(table, abs=1e-3)
+    assert t_quantile(0.025, 4) == pytest.approx(-t_quantile(0.975, 4))
+    iv = mean_interval([0.2, 0.4, 0.6], method="t")
+    half = t_quantile(0.975, 2) * 0.2 / math.sqrt(3)
+    assert (iv.mean, iv.low, iv.high) == pytest.approx((0.4, 0.4 - half, 0.4 + half))
+    assert math.isnan(mean_interval([0.5], method="t").low)
+    with pytest.raises(ValueError, match="df >= 1"):
+        t_quantile(0.975, 0)

@@ -165,3 +165,96 @@ def test_the_terminal_stays_quiet_and_the_full_logs_are_in_the_run_directory(fir
         assert history == report["stages"][stage]["log_history"]
         assert any("loss" in e for e in logged) and any("heldout/success_rate" in e for e in logged)
     assert "FutureWarning" in (out / "stages" / "sft" / "messages.log").read_text()  # TRL's, kept off the terminal
+
+
+# ---------------------------------------------------------------------------------------------- seeds
+#: Keys of a stage's result that are measured figures (not wall times or paths).
+FIGURES = ("pass_at_1", "pass_at_1_ci95", "pass_at_k", "pass_at_k_ci95", "coverage", "mean_turns", "success_by_turn",
+           "per_task_successes", "heldout")
+
+
+def _figures(report: dict) -> dict:
+    """What a report measured: every stage's figures and training log values, without times."""
+    timed = ("runtime", "per_second", "time", "wall", "_s")
+    return {"comparisons": report["comparisons"],
+            "stages": {name: {**{key: s[key] for key in FIGURES},
+                              "log": [{k: v for k, v in e.items() if not any(t in k for t in timed)}
+                                      for e in s["log_history"]]}
+                       for name, s in report["stages"].items()}}
+
+
+@pytest.fixture(scope="module")
+def seeds_run(tmp_path_factory):
+    """``interplay pipeline --seeds 2 --seed 0`` on tiny-test: seed 0 repeats first_run's seed in another dir."""
+    out = tmp_path_factory.mktemp("seeds")
+    terminal = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(terminal), contextlib.redirect_stderr(terminal):
+        code = main(["pipeline", "--preset", "tiny-test", "--out", str(out), "--seeds", "2", "--seed", "0"])
+    assert code == 0, terminal.getvalue()[-2000:]
+    return out, time.perf_counter() - started
+
+
+def test_the_same_seed_reproduces_the_report_and_another_seed_is_recorded(first_run, seeds_run):
+    first = json.loads((first_run[0] / "report.json").read_text())
+    again = json.loads((seeds_run[0] / "seed_0" / "report.json").read_text())
+    assert first["seed"] == again["seed"] == 0
+    assert _figures(again) == _figures(first)
+    for stage in STAGES:  # every evaluation episode, token for token (only the checkpoint's path differs)
+        played = [(run / "stages" / stage / "episodes.jsonl").read_text().replace(str(run), "OUT")
+                  for run in (first_run[0], seeds_run[0] / "seed_0")]
+        assert played[0] == played[1], stage
+    other = json.loads((seeds_run[0] / "seed_1" / "report.json").read_text())
+    assert other["seed"] == other["preset_config"]["seed"] == 1
+    assert "seed 1." in (seeds_run[0] / "seed_1" / "report.md").read_text()
+    # Seed 1 trained on its own block of tasks, with TRL seeded by it.
+    grpo_first, sft_other = first["stages"]["grpo"]["config"], other["stages"]["sft"]["config"]
+    assert sft_other["seed_start"] > grpo_first["seed_start"]  # past seed 0's SFT and GRPO tasks
+    assert other["stages"]["grpo"]["config"]["seed_start"] - sft_other["seed_start"] == grpo_first["seed_start"]
+    assert _figures(other) != _figures(first)
+
+
+def test_seeds_are_aggregated_with_intervals_over_seeds_and_tasks(seeds_run):
+    out, seconds = seeds_run
+    report = json.loads((out / "report.json").read_text())
+    assert report["seeds"] == [0, 1] and report["runs"] == {"0": "seed_0/report.json", "1": "seed_1/report.json"}
+    runs = {seed: json.loads((out / path).read_text()) for seed, path in report["runs"].items()}
+    for stage in STAGES:
+        agg = report["stages"][stage]
+        for key in ("pass_at_1", "pass_at_k"):
+            values = [runs[seed]["stages"][stage][key] for seed in ("0", "1")]
+            assert agg[key]["values"] == values and agg[key]["mean"] == pytest.approx(sum(values) / 2)
+            low, high = agg[key]["ci95_over_seeds"]
+            assert low <= agg[key]["mean"] <= high
+            for seed in ("0", "1"):
+                assert agg["per_seed"][seed][f"{key}_ci95"] == runs[seed]["stages"][stage][f"{key}_ci95"]
+    row = report["comparisons"][-1]
+    assert (row["a"], row["b"]) == ("grpo", "grpo_explore") and set(row["pass_at_1"]["per_seed"]) == {"0", "1"}
+    markdown = (out / "report.md").read_text()
+    for heading in ("## Results over seeds", "## Per seed (intervals over tasks)", "## Paired differences over seeds"):
+        assert heading in markdown
+    assert "seed_0/report.md" in markdown and "| grpo_explore − grpo |" in markdown
+
+
+def test_overrides_replace_the_preset_settings_with_clear_errors(capsys):
+    from interplay.pipeline import seeded_configs, with_overrides
+
+    base = get_preset("codebreaker")
+    p = with_overrides(base, seed=2, sft_steps=7, grpo_steps=3, sft_lr=1e-3, grpo_lr=1e-4, exploration="pkpo:k=4")
+    assert (p.seed, p.sft_args["max_steps"], p.grpo_args["max_steps"]) == (2, 7, 3)
+    assert (p.sft_args["learning_rate"], p.grpo_args["learning_rate"]) == (1e-3, 1e-4)
+    assert p.exploration.methods == ["pkpo"] and p.exploration.params == {"pkpo": {"k": 4}}
+    assert base.sft_args["max_steps"] == 150 and "overrides" in p.description
+    sft, grpo, sft_args, grpo_args = seeded_configs(p)
+    assert sft_args["seed"] == sft_args["data_seed"] == grpo_args["seed"] == 2
+    assert sft.seed_start > base.grpo.seed_start and grpo.seed_start > sft.seed_start + sft.episodes - 1
+    assert with_overrides(base) is base
+    for flags, message in ((["--sft-steps", "0"], "--sft-steps must be an integer >= 1"),
+                           (["--grpo-lr", "-1"], "--grpo-lr must be a positive number"),
+                           (["--exploration", "bogus"], "unknown exploration method 'bogus'"),
+                           (["--seeds", "0"], "--seeds must be an integer >= 1"),
+                           (["--seed", "99999999"], "past the training seed range")):
+        assert main(["pipeline", "--preset", "tiny-test", "--out", "unused", *flags]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="sft_args must not set"):
+        dataclasses.replace(base, sft_args={**base.sft_args, "seed": 1})
