@@ -27,12 +27,6 @@ REMEDIES = {
 }
 
 
-def _eos_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return [int(value)] if isinstance(value, int) else [int(v) for v in value]
-
-
 def _load_configs(name: str) -> tuple[Any, Any, Any]:
     from transformers import AutoConfig, GenerationConfig
 
@@ -54,7 +48,7 @@ def _load_configs(name: str) -> tuple[Any, Any, Any]:
 def diagnose(name: str, env_id: str = "interplay/CodeBreaker-v0", chat_template_kwargs: dict[str, Any] | None = None,
              seed: int = 0) -> dict[str, Any]:
     """The doctor's findings for ``name`` (see the module docstring)."""
-    from interplay.agents.chat import ChatEncoder, ChatTemplateError
+    from interplay.agents.chat import ChatEncoder, ChatTemplateError, generation_stop_ids
 
     report: dict[str, Any] = {"model": name, "usable": False}
     try:
@@ -65,7 +59,7 @@ def diagnose(name: str, env_id: str = "interplay/CodeBreaker-v0", chat_template_
     report["family"] = getattr(config, "model_type", None) or "unknown (no config.json)"
     report["architectures"] = list(getattr(config, "architectures", None) or [])
     report["tokenizer_class"] = type(tokenizer).__name__
-    generation_eos = _eos_list(getattr(generation, "eos_token_id", None))
+    generation_eos = generation_stop_ids(generation)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -21,7 +21,6 @@ Expert play: for agents that want expert actions, the distribution the expert's 
 from __future__ import annotations
 
 import json
-import math
 import platform
 import random
 from collections.abc import Sequence
@@ -34,7 +33,8 @@ from gymnasium.envs.registration import load_env_creator
 
 from interplay.agents.base import Agent, Reply, Session, as_reply
 from interplay.agents.chat import ChatEncoder, Message
-from interplay.envs.core import TurnLimit
+from interplay.envs.core import TextEnv, TurnLimit
+from interplay.jsonable import jsonable
 
 
 @dataclass(frozen=True)
@@ -92,21 +92,6 @@ class ReplayMismatch(RuntimeError):
     """Replaying a trajectory produced a different observation than the one recorded."""
 
 
-def jsonable(value: Any) -> Any:
-    """Info values as JSON-safe Python (numpy scalars/arrays, tuples, sets; anything else as str)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return jsonable(value.tolist())
-    return str(value)
-
-
 def _specs(envs: str | EnvSpec | Sequence[str | EnvSpec], seeds: Sequence[int] | None) -> list[EnvSpec]:
     def spec(item: Any) -> EnvSpec:
         if isinstance(item, EnvSpec):
@@ -149,6 +134,10 @@ class _Episode:
 
         self.spec, self.seed, self.group = spec, seed, group
         self.env = make(spec.id, **spec.kwargs)
+        if not isinstance(self.env.unwrapped, TextEnv):
+            raise TypeError(f"{spec.id} makes a {type(self.env.unwrapped).__name__}, not an interplay TextEnv: rollout "
+                            "needs its contract (system_prompt, max_turns, outcome(), expert_action_probs()). "
+                            "Subclass interplay.envs.core.TextEnv (see examples/plugin).")
         if max_turns is not None:  # a limit from outside the task: a wrapper, recorded in the manifest
             self.env = TurnLimit(self.env, max_turns)
         observation, info = self.env.reset(seed=seed)

@@ -29,19 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from interplay.rollout import Trajectory, jsonable
-
-
-def _runs(mask: Sequence[int]) -> list[tuple[int, int]]:
-    """``(value, length)`` of each run of equal values in ``mask``."""
-    runs: list[tuple[int, int]] = []
-    for value in mask:
-        value = 1 if value else 0
-        if runs and runs[-1][0] == value:
-            runs[-1] = (value, runs[-1][1] + 1)
-        else:
-            runs.append((value, 1))
-    return runs
+from interplay.jsonable import jsonable
+from interplay.rollout import Trajectory
 
 
 def turn_token_counts(trajectory: Trajectory) -> dict[str, Any]:
@@ -61,7 +50,7 @@ def turn_token_counts(trajectory: Trajectory) -> dict[str, Any]:
         return none
     totals = {"prompt": len(trajectory.prompt_ids), "agent": sum(1 for m in mask if m),
               "env": len(trajectory.prompt_ids) + sum(1 for m in mask if not m)}
-    runs = _runs(mask)
+    runs = [(int(by_agent), end - start) for start, end, by_agent in trajectory.spans()]
     lead = runs[0][1] if runs and runs[0][0] == 0 else 0
     body = runs[1:] if lead else runs
     ones = [n for v, n in body if v == 1]

@@ -3,9 +3,9 @@
 check_env, seeded determinism, the info keys, and a fuzz with arbitrary and adversarial replies:
 nothing an agent writes may crash an environment, and nothing it does prints.
 
-The junk-reply fuzz draws its replies and its reset seeds from a seed chosen per run, so successive
-runs cover different tasks and replies; a failure names the seed (``INTERPLAY_FUZZ_SEED=<seed>``
-replays it).
+The junk-reply fuzz draws its replies and its reset seeds from ``INTERPLAY_FUZZ_SEED`` (default 0, so
+CI is repeatable; ``INTERPLAY_FUZZ_SEED=random`` draws one per run to cover other tasks and replies); a
+failure names the seed, which replays it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ ADVERSARIAL = [
 ]
 NOTHING_READABLE = ["", " ", "\n\n\t", "\x00\x01\x02", "😀" * 50, "…!?"]
 
-FUZZ_SEED = int(os.environ.get("INTERPLAY_FUZZ_SEED") or secrets.randbelow(2**32))
+_FUZZ = os.environ.get("INTERPLAY_FUZZ_SEED", "0")
+FUZZ_SEED = secrets.randbelow(2**32) if _FUZZ == "random" else int(_FUZZ)
 #: Junk replies per id and run, after the adversarial ones; each episode starts from a fresh seed.
 JUNK_PER_ID = 10
 # Move words, answer fragments, numbers and odd characters; replies also reuse the observation's words.

@@ -152,7 +152,10 @@ def test_turn_limit_wrapper_refuses_bad_limits_and_steps_past_its_end():
     env = TurnLimit(gym.make(MAZE.id, **MAZE.kwargs), 1)
     assert env.spec.additional_wrappers[-1].kwargs == {"max_turns": 1}
     env.reset(seed=0)
-    assert env.limit == 1 and env.step("nonsense")[3] is True
+    _, _, terminated, truncated, info = env.step("nonsense")
+    assert env.limit == 1 and truncated and not terminated
+    # The episode ends there: the end-of-episode keys every TextEnv sets are set.
+    assert info["success"] is False and info["outcome"] == env.unwrapped.outcome()
     with pytest.raises(RuntimeError, match="call reset"):
         env.step("u")
 

@@ -142,3 +142,13 @@ def test_vllm_args_stop_at_the_end_of_turn_and_after_max_new_tokens(tiny):
         {7, tokenizer.eos_token_id})
     with pytest.raises(ValueError, match="thinking_budget"):
         vllm_reply_args(GRPOTrainingConfig(thinking_budget=8), args, tokenizer)
+
+
+def test_the_sampled_tokens_log_prob_is_found_among_ranked_candidates():
+    from interplay.agents.vllm import _sampled_logprobs
+
+    # With logprobs=N TRL gives ranked candidates; the sampled token need not be the first.
+    assert _sampled_logprobs([5, 7], [[-0.1, -2.0], [-0.5, -0.7]], [[3, 5], [7, 9]]) == [-2.0, -0.5]
+    assert _sampled_logprobs([5], [[-0.3]], None) == [-0.3]
+    with pytest.raises(RuntimeError, match="NaN"):
+        _sampled_logprobs([5], [[None]], [[5]])

@@ -55,6 +55,14 @@ _PROBE_SYSTEM = "Probe system text zq7."
 THINKING_MARKERS = (("<think>", "</think>"), ("<thinking>", "</thinking>"), ("<|begin_of_thought|>", "<|end_of_thought|>"))
 
 
+def generation_stop_ids(generation_config: Any) -> list[int]:
+    """Every id of a ``generation_config.eos_token_id`` (an int, a list or None; no config: none)."""
+    value = getattr(generation_config, "eos_token_id", None)
+    if value is None:
+        return []
+    return [int(value)] if isinstance(value, int) else [int(v) for v in value]
+
+
 class ChatTemplateError(ValueError):
     """The tokenizer's chat template cannot be used to encode turns (the message says why)."""
 
@@ -161,8 +169,9 @@ class ChatEncoder:
 
     def delta_spans(self, new_messages: Sequence[Message], system: str | None = None
                     ) -> tuple[list[int], str, list[tuple[int, int]]]:
-        """``delta`` with its text and each id's character span in that text (None spans without a
-        fast tokenizer): what ``interplay.training.grpo.critique_mask`` marks feedback tokens with."""
+        """``delta`` with its text and each id's character span in that text (without a fast tokenizer,
+        each id gets its whole piece's span): what ``interplay.training.grpo.critique_mask`` marks
+        feedback tokens with."""
         reference = self._reference(system)
         text = self.render([*reference, *new_messages], add_generation_prompt=True)
         ids, spans, first_close, first_new = self._split(text, reference)
@@ -208,14 +217,6 @@ class ChatEncoder:
         if self.generation_opens_thinking or opener in text:
             return Reasoned(text.split(opener, 1)[-1], "")
         return Reasoned(None, text)
-
-    def assistant_message(self, text: str) -> Message:
-        """The history message of a reply: the answer, and the thinking as ``reasoning_content``."""
-        parts = self.split_reasoning(text)
-        message = {"role": "assistant", "content": parts.answer}
-        if parts.reasoning is not None:
-            message["reasoning_content"] = parts.reasoning
-        return message
 
     def _probe_generation_opens_thinking(self) -> bool:
         """Whether the generation prompt itself opens a thinking block (the model starts inside it)."""

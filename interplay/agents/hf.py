@@ -18,15 +18,8 @@ from typing import Any
 import torch
 
 from interplay.agents.base import Agent, AgentError, Reply
-from interplay.agents.chat import THINKING_MARKERS, ChatEncoder, Message
+from interplay.agents.chat import THINKING_MARKERS, ChatEncoder, Message, generation_stop_ids
 from interplay.agents.tokens import SampledReply, TokenSession, pad_batch
-
-
-def _ids(value: Any) -> list[int]:
-    """``generation_config.eos_token_id`` as a list (it is an int, a list or None)."""
-    if value is None:
-        return []
-    return [int(value)] if isinstance(value, int) else [int(v) for v in value]
 
 
 def _dropout_active(model: Any) -> bool:
@@ -103,7 +96,7 @@ class HFAgent(Agent):
         self.model = model
         self.tokenizer = tokenizer
         generation = getattr(model, "generation_config", None)
-        self.encoder = ChatEncoder(tokenizer, chat_template_kwargs, stop_ids=_ids(getattr(generation, "eos_token_id", None)))
+        self.encoder = ChatEncoder(tokenizer, chat_template_kwargs, stop_ids=generation_stop_ids(generation))
         self.name = name
         self.temperature, self.top_p, self.top_k = float(temperature), float(top_p), int(top_k)
         self.max_new_tokens = int(max_new_tokens)

@@ -26,13 +26,33 @@ from interplay.agents.chat import ChatEncoder, Message
 from interplay.agents.tokens import GeneratorSession
 
 
+def _sampled_logprobs(completion: list[int], logprobs: list[list[Any]], token_ids: list[list[int]] | None
+                      ) -> list[float]:
+    """The sampled token's log-prob at each position. TRL gives per position a list of log-probs, ranked,
+    with their token ids; the sampled token is among them (first when only it was asked for)."""
+    out = []
+    for position, (token, candidates) in enumerate(zip(completion, logprobs)):
+        index = token_ids[position].index(token) if token_ids is not None and token in token_ids[position] else 0
+        value = candidates[index]
+        if value is None:  # vLLM's NaN
+            raise RuntimeError(f"vLLM returned no log-prob (NaN) for sampled token {token} at position {position}.")
+        out.append(float(value))
+    return out
+
+
 class TRLVLLMGenerator:
     """``TokenGenerator`` over ``trainer.vllm_generation`` (colocate or server mode)."""
 
     def __init__(self, trainer: Any, pad_prompt: list[int]) -> None:
         self.generation = trainer.vllm_generation
         self.accelerator = trainer.accelerator
-        self.server = getattr(self.generation, "mode", "colocate") == "server"
+        self.server = self.generation.mode == "server"
+        if not self.server and getattr(self.generation, "tensor_parallel_size", 1) > 1:
+            # Colocated tensor parallelism gathers prompts over its group and slices answers by position,
+            # which needs the same prompt counts on every rank of the group: not implemented.
+            raise ValueError("interplay's multi-turn vLLM rollouts support colocate mode with "
+                             "vllm_tensor_parallel_size=1, or server mode; got colocate with tensor parallelism "
+                             f"{self.generation.tensor_parallel_size}.")
         self.pad_prompt = list(pad_prompt)  # what a process with fewer live episodes sends in server mode
 
     def _most_prompts(self, count: int) -> int:
@@ -43,12 +63,13 @@ class TRLVLLMGenerator:
         return int(counts.max().item())
 
     def _generate(self, prompts: list[list[int]]) -> tuple[list[list[int]], list[list[float]]]:
-        _, completions, logprobs, _ = self.generation.generate(prompts=prompts, images=None, num_generations=1)
+        _, completions, logprobs, token_ids = self.generation.generate(prompts=prompts, images=None,
+                                                                       num_generations=1)
         if logprobs is None:
             raise RuntimeError("TRL's vLLM generation returned no log-probs; interplay needs them for GRPO's "
                                "importance ratios (keep GRPOConfig's vLLM logprobs setting at its default).")
-        # TRL returns per-token lists of top-k log-probs; the first is the sampled token's.
-        return [list(c) for c in completions], [[float(lp[0]) for lp in row] for row in logprobs]
+        return [list(c) for c in completions], [
+            _sampled_logprobs(c, row, ids) for c, row, ids in zip(completions, logprobs, token_ids or [None] * len(logprobs))]
 
     def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         padded = list(prompts)
@@ -73,8 +94,9 @@ class VLLMGenerator:
 
         self.llm = llm
         self.params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else -1,
-                                     max_tokens=max_new_tokens, logprobs=0, stop_token_ids=stop_ids, seed=seed,
-                                     skip_special_tokens=False)
+                                     max_tokens=max_new_tokens, logprobs=0, stop_token_ids=stop_ids,
+                                     skip_special_tokens=False)  # seeded by LLM(seed=...): a per-request
+        # seed would give every sample of one prompt (a GRPO group, pass@k samples) the same completion.
 
     def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         from vllm.inputs import TokensPrompt

@@ -207,6 +207,10 @@ class TurnLimit(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs
             raise RuntimeError("step() called on an episode TurnLimit has ended (or before reset()); call reset().")
         observation, reward, terminated, truncated, info = self.env.step(action)
         self._turns += 1
-        truncated = truncated or (not terminated and self._turns >= self.max_turns)
+        if not (terminated or truncated) and self._turns >= self.max_turns:
+            # The episode ends here: the end-of-episode keys every TextEnv sets.
+            truncated = True
+            info = {**info, "success": bool(info.get("success", False)),
+                    "outcome": info.get("outcome") or self.env.unwrapped.outcome()}
         self._finished = terminated or truncated
         return observation, reward, terminated, truncated, info

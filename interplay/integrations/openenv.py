@@ -63,7 +63,7 @@ except ImportError as _error:  # pragma: no cover - depends on the install
 from pydantic import Field
 
 from interplay.envs.core import TextEnv
-from interplay.rollout import jsonable
+from interplay.jsonable import jsonable
 
 __all__ = [
     "InterplayAction",

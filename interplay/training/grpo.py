@@ -7,7 +7,8 @@ interplay adds the episodes:
 - The prompt dataset holds one row per task, its key ``"<env id> seed=<seed>"`` (``interplay.seeds.task_key``);
   TRL repeats each prompt ``num_generations`` times, so the G episodes of a group reset with the same seed.
 - ``rollout_func(prompts, trainer)`` plays them with the trainer's live model (an ``HFAgent`` over
-  it, no copy, KV-cached turns, never ``model.eval()``), and returns ``prompt_ids``, ``completion_ids``
+  it, no copy, KV-cached turns, never ``model.eval()``), or with ``use_vllm`` through TRL's own vLLM
+  generation (a ``VLLMAgent``: each turn's token ids in, sampled ids and log-probs out), and returns ``prompt_ids``, ``completion_ids``
   (agent replies and environment turns concatenated, ending in eos), ``logprobs`` (sampled; 0.0 on
   environment tokens), ``env_mask`` (1 agent, 0 environment: TRL multiplies it into the loss mask), and
   per episode ``reward`` (``sum_t discount^t r_t``), ``success``, ``outcome``, ``turns``,
@@ -57,7 +58,7 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from interplay.agents.chat import ChatEncoder
+from interplay.agents.chat import ChatEncoder, generation_stop_ids
 from interplay.agents.tokens import pad_batch
 from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.seeds import parse_task_key, task_key, train_seeds
@@ -203,12 +204,11 @@ def episode_agent(config: GRPOTrainingConfig, trainer: Any, model: Any, tokenize
     if getattr(trainer, "use_vllm", False):
         from interplay.agents.vllm import TRLVLLMGenerator, VLLMAgent
 
-        eos = getattr(model.generation_config, "eos_token_id", None)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return VLLMAgent(tokenizer=tokenizer, generator=TRLVLLMGenerator(trainer, pad_prompt=[pad]),
                          temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
                          max_new_tokens=config.max_new_tokens, chat_template_kwargs=config.chat_template_kwargs,
-                         stop_ids=[eos] if isinstance(eos, int) else list(eos or ()))
+                         stop_ids=generation_stop_ids(model.generation_config))
     from interplay.agents.hf import HFAgent
 
     return HFAgent(model, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
@@ -466,14 +466,15 @@ def check_multiprocess(args: Any, accelerator: Any = None) -> None:
                          f"groups. Use e.g. per_device_train_batch_size={-(-per_device // unit) * unit}.")
 
 
-def vllm_reply_args(config: GRPOTrainingConfig, args: GRPOConfig, tokenizer: Any) -> None:
+def vllm_reply_args(config: GRPOTrainingConfig, args: GRPOConfig, tokenizer: Any, model: Any = None) -> None:
     """With ``use_vllm``, TRL's vLLM samples every reply of an episode: set ``args`` so that it stops where
     the chat template ends a turn (``generation_kwargs["stop_token_ids"]``) and after ``max_new_tokens``
     (``max_completion_length``, which TRL's vLLM uses per call, so per reply)."""
     if config.thinking_budget is not None:
         raise ValueError("thinking_budget is not supported with use_vllm=True (vLLM samples whole replies); "
                          "leave it None or train with use_vllm=False.")
-    stops = ChatEncoder(tokenizer, config.chat_template_kwargs).stop_ids
+    stops = ChatEncoder(tokenizer, config.chat_template_kwargs,
+                        stop_ids=generation_stop_ids(getattr(model, "generation_config", None))).stop_ids
     kwargs = dict(args.generation_kwargs or {})
     kwargs["stop_token_ids"] = sorted(set(kwargs.get("stop_token_ids") or ()) | stops)
     args.generation_kwargs = kwargs
@@ -491,7 +492,7 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
     check_multiprocess(args)
     model, tokenizer = models.load(config.model)
     if args.use_vllm:
-        vllm_reply_args(config, args, tokenizer)
+        vllm_reply_args(config, args, tokenizer, model)
     groups_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     groups_per_step = max(1, groups_per_step // args.num_generations)
     tasks = config.tasks or max(1, args.max_steps) * groups_per_step

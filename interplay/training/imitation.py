@@ -118,6 +118,9 @@ class _LabelingSession(Session):
         super().drop(rows)
         self.inner.drop(rows)
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 class ExpertLabeler(Agent):
     """Wraps a model agent for DAgger: it plays, and ``labels[row][turn]`` is the expert's reply there."""
