@@ -54,8 +54,8 @@ def test_grpo_run_with_each_exploration_method_logs_its_bonus(tmp_path, spec, me
     assert all(metric in e and math.isfinite(e[metric]) for e in logged)
     if metric == "explore/batch_diversity":  # a penalty: never positive
         assert all(e[metric] <= 0 for e in logged)
-    if metric == "explore/outcome_count":  # min(1, 1/sqrt(N)) > 0, times 0.1
-        assert all(0 < e[metric] <= 0.1 for e in logged)
+    if metric == "explore/outcome_count":  # UCB-Con: 0.1 · (min(1, 1/sqrt(N)) − 0.5)
+        assert all(-0.05 <= e[metric] <= 0.05 for e in logged)
 
 
 def test_grpo_run_with_critique_loss_logs_its_nll(tmp_path):
@@ -98,20 +98,26 @@ def test_trl_trains_on_the_shaped_rewards(tmp_path):
         return seen["shaped"]
 
     recording.__name__ = reward_func.__name__
+    recording.take_advantage_bonus = reward_func.take_advantage_bonus
     trainer.reward_funcs[0] = recording
     output = trainer._generate_and_score_completions(_batch(CODE, [11, 12]))
-    # The same groups through apply_shapers with fresh shapers: the rewards TRL got.
-    shapers, expected = build_shapers(exploration), []
+    # The same groups through apply_shapers with fresh shapers: the rewards TRL got, and the outcome-based
+    # bonuses, which go onto the advantages after GRPO's normalization (Song et al.'s Â_i + c·b_i).
+    shapers, expected, bonus = build_shapers(exploration), [], []
     for start in (0, 4):
         rows = slice(start, start + 4)
         info = GroupInfo(task_key=seen["task"][start], outcomes=seen["outcome"][rows],
                          successes=seen["success"][rows], step=0)
-        expected += list(apply_shapers(seen["reward"][rows], info, shapers))
+        shaped, parts = apply_shapers(seen["reward"][rows], info, shapers, return_components=True)
+        expected += list(shaped)
+        bonus += list(parts["advantage"])
     assert seen["shaped"] == pytest.approx(expected)
-    assert any(s != r for s, r in zip(seen["shaped"], seen["reward"]))  # the outcome-count bonus alone moves them
+    assert any(b != 0 for b in bonus)  # a group is never both all-distinct (UCB-Con 0.5 each) and bonus-free
     rewards = torch.tensor(expected, dtype=torch.float32).view(2, 4)
     advantages = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-4)
-    assert torch.allclose(output["advantages"], advantages.flatten(), atol=1e-4)
+    advantages = torch.nan_to_num(advantages.flatten(), nan=0.0) + torch.tensor(bonus, dtype=torch.float32)
+    assert torch.allclose(output["advantages"], advantages, atol=1e-4)
+    assert reward_func.take_advantage_bonus() is None  # taken once, by the trainer
 
 
 @pytest.mark.parametrize("env, kwargs", [(CODE, CODE_KWARGS), (MATH, {})])

@@ -244,7 +244,7 @@ def test_overrides_replace_the_preset_settings_with_clear_errors(capsys):
     assert (p.seed, p.sft_args["max_steps"], p.grpo_args["max_steps"]) == (2, 7, 3)
     assert (p.sft_args["learning_rate"], p.grpo_args["learning_rate"]) == (1e-3, 1e-4)
     assert p.exploration.methods == ["pkpo"] and p.exploration.params == {"pkpo": {"k": 4}}
-    assert base.sft_args["max_steps"] == 150 and "overrides" in p.description
+    assert base.sft_args["max_steps"] == 100 and "overrides" in p.description
     sft, grpo, sft_args, grpo_args = seeded_configs(p)
     assert sft_args["seed"] == sft_args["data_seed"] == grpo_args["seed"] == 2
     assert sft.seed_start > base.grpo.seed_start and grpo.seed_start > sft.seed_start + sft.episodes - 1

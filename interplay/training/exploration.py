@@ -5,17 +5,24 @@ group's rewards and a :class:`GroupInfo` (task key, outcome strings, successes, 
 representation vectors) and is one of two kinds:
 
 - ``"transform"`` replaces the rewards with a function of them (PKPO);
-- ``"bonus"`` computes an unweighted bonus per episode, scaled by its ``weight``.
+- ``"bonus"`` computes an unweighted bonus per episode, scaled by its ``weight``. Where it enters is its
+  ``target``: ``"reward"`` bonuses are added to the rewards before GRPO's group normalization (RepExp),
+  ``"advantage"`` bonuses are added to the normalized advantages after it (the outcome-based bonuses of
+  Song et al., whose objective is ``Â_i + c·b_i``: a bonus with a baseline, or a penalty, would cancel
+  or change meaning inside the group normalization).
 
-:func:`apply_shapers` composes them as ``T_m(...T_1(r)) + Σ_b weight_b · bonus_b(group)``: transforms
-in list order, then every bonus added to the transformed rewards. The result goes to GRPO's usual
-group normalization, so only differences within a group matter.
+:func:`apply_shapers` composes them as ``T_m(...T_1(r)) + Σ_{b: reward} weight_b · bonus_b(group)``:
+transforms in list order, then every reward-level bonus added to the transformed rewards. The result
+goes to GRPO's usual group normalization; ``Σ_{b: advantage} weight_b · bonus_b(group)`` comes back
+separately (``return_components``: under ``"advantage"``) for the trainer to add to the advantages.
 
 Usage::
 
     shapers = build_shapers(ExplorationConfig(methods=["pkpo", "outcome_count"],
                                               weights={"outcome_count": 0.1}, params={"pkpo": {"k": 4}}))
-    shaped = apply_shapers(rewards, GroupInfo(task_key=seed, outcomes=outs, successes=succ, step=step), shapers)
+    info = GroupInfo(task_key=seed, outcomes=outs, successes=succ, step=step)
+    shaped, parts = apply_shapers(rewards, info, shapers, return_components=True)
+    # rewards for GRPO: shaped; added to its advantages afterwards: parts["advantage"]
 """
 
 from __future__ import annotations
@@ -32,7 +39,11 @@ from numpy.typing import ArrayLike
 from interplay.metrics import pass_at_k
 
 __all__ = [
+    "PKPO_ESTIMATORS",
+    "PKPO_SCHEDULES",
     "SHAPERS",
+    "TARGETS",
+    "UCB_BASELINES",
     "BatchDiversityBonus",
     "ExplorationConfig",
     "GroupInfo",
@@ -99,17 +110,27 @@ class Shaper(Protocol):
 
 
 class _Bonus:
-    """A bonus shaper: ``shape(r, group) = r + weight · bonus(group)``."""
+    """A bonus shaper: ``weight · bonus(group)``, added to the rewards (``target="reward"``: ``shape`` returns
+    ``r + weight · bonus``) or to GRPO's normalized advantages (``target="advantage"``: ``shape`` leaves the
+    rewards alone and :func:`apply_shapers` hands the bonus back separately)."""
 
     name: ClassVar[str]
     kind: ClassVar[str] = "bonus"
     weight: float
+    target: str = "reward"
+
+    def _set_target(self, target: str) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS} (where the bonus is added), got {target!r}")
+        self.target = target
 
     def bonus(self, group: GroupInfo) -> np.ndarray:
         raise NotImplementedError
 
     def shape(self, rewards: np.ndarray, group: GroupInfo) -> np.ndarray:
-        return _rewards(rewards, group) + self.weight * self.bonus(group)
+        r = _rewards(rewards, group)
+        b = self.weight * self.bonus(group)
+        return r + b if self.target == "reward" else r
 
     def state_dict(self) -> dict[str, Any]:
         """Nothing to save: the bonus depends on the group and the constructor arguments alone (stateful
@@ -120,26 +141,51 @@ class _Bonus:
         pass
 
 
+#: Where a bonus enters: the rewards before GRPO's group normalization, or the advantages after it.
+TARGETS = ("reward", "advantage")
+#: OutcomeCountBonus baselines: none (the paper's plain UCB), mean (UCB-Mean), constant (UCB-Con).
+UCB_BASELINES = ("none", "mean", "constant")
+
+
 class OutcomeCountBonus(_Bonus):
     """Historical exploration, Song, Kempe & Munos 2025, "Outcome-based Exploration for LLM Reasoning".
 
-    UCB-style bonus ``b_i = min(1, 1/sqrt(N(x, o_i)))`` where N(x, o) counts how often outcome o was
-    seen on task x during training. As in the paper the counts are updated with the current group
-    first and the bonus computed after, so an outcome never seen before earns 1 and an outcome seen
-    twice in this group (and never before) earns 1/√2. Stateful: calling ``bonus`` counts the group.
+    UCB-style bonus ``b_ucb(x, o_i) = min(1, 1/sqrt(N(x, o_i)))``, N(x, o) the number of times outcome o
+    was seen on task x during training (counts per task), minus a baseline: ``"constant"`` (UCB-Con,
+    the paper's best variant, the default) ``b_i = b_ucb − b0`` with b0 = 0.5, so an outcome seen more
+    than 4 times is penalized; ``"mean"`` (UCB-Mean) ``b_i = b_ucb,i − (1/G) Σ_j b_ucb,j``; ``"none"`` the
+    plain UCB bonus. The paper's objective is ``Â_i + c·b_i`` with Â the GRPO advantage, so the bonus
+    enters after the group normalization (``target="advantage"``); ``target="reward"`` adds it to the
+    reward instead (where the mean and constant baselines cancel). ``weight`` is c. The counts include
+    the current group (updated first, then the bonus computed): an outcome never seen before earns
+    b_ucb = 1, one seen twice in this group (and never before) 1/√2. The bonus applies to every episode,
+    correct or not. Stateful: calling ``bonus`` counts the group.
     """
 
     name = "outcome_count"
 
-    def __init__(self, weight: float = 0.1) -> None:
-        self.weight = float(weight)
+    def __init__(self, weight: float = 0.1, baseline: str = "constant", b0: float = 0.5,
+                 target: str = "advantage") -> None:
+        if baseline not in UCB_BASELINES:
+            raise ValueError(f"baseline must be one of {UCB_BASELINES}, got {baseline!r}")
+        self.weight, self.baseline, self.b0 = float(weight), baseline, float(b0)
+        self._set_target(target)
         self.counts: dict[Hashable, dict[str, int]] = {}
 
-    def bonus(self, group: GroupInfo) -> np.ndarray:
+    def ucb(self, group: GroupInfo) -> np.ndarray:
+        """Count the group's outcomes, then ``min(1, 1/sqrt(N(x, o_i)))`` per episode (no baseline)."""
         task = self.counts.setdefault(group.task_key, {})
         for outcome in group.outcomes:
             task[outcome] = task.get(outcome, 0) + 1
         return np.array([min(1.0, 1.0 / math.sqrt(task[o])) for o in group.outcomes])
+
+    def bonus(self, group: GroupInfo) -> np.ndarray:
+        b = self.ucb(group)
+        if self.baseline == "mean":
+            return b - b.mean()
+        if self.baseline == "constant":
+            return b - self.b0
+        return b
 
     def count(self, task_key: Hashable, outcome: str) -> int:
         return self.counts.get(task_key, {}).get(outcome, 0)
@@ -157,13 +203,15 @@ class BatchDiversityBonus(_Bonus):
     """Batch exploration, Song, Kempe & Munos 2025, "Outcome-based Exploration for LLM Reasoning".
 
     Penalizes repeated outcomes within the group: ``b_i = −(1/G) · Σ_{j≠i} 1[o_i = o_j]``, so a unique
-    outcome gets 0 and G identical outcomes each get −(G−1)/G.
+    outcome gets 0 and G identical outcomes each get −(G−1)/G. Like the historical bonus it is added to
+    GRPO's normalized advantages (``target="advantage"``, the paper's ``Â_i + c·b_i``), to every episode.
     """
 
     name = "batch_diversity"
 
-    def __init__(self, weight: float = 0.1) -> None:
+    def __init__(self, weight: float = 0.1, target: str = "advantage") -> None:
         self.weight = float(weight)
+        self._set_target(target)
 
     def bonus(self, group: GroupInfo) -> np.ndarray:
         outcomes = np.asarray(group.outcomes, dtype=object)
@@ -174,29 +222,34 @@ class BatchDiversityBonus(_Bonus):
 class RepExpBonus(_Bonus):
     """Representation-based elliptical bonus, Tuyls et al. 2025, "Representation-Based Exploration for LMs".
 
-    For per-episode vectors h_i (optionally sparse-randomly projected to ``proj_dim``, then scaled to
-    unit norm when ``normalize``), the bonus is the elliptical novelty of each episode w.r.t. the rest
-    of its group: ``b_i = h_i^T (λI + Σ_{j≠i} h_j h_j^T)^{-1} h_i`` (``leave_one_out=True``, the group
-    analogue of the paper's novelty of a new vector against the ones already seen), or with the sum
-    over all j including i (``leave_one_out=False``: the leverage score, in [0, 1)). By
-    Sherman–Morrison ``b_loo = b_all / (1 − b_all)``; both are computed in the G×G kernel form, so the
-    cost does not grow with the hidden size beyond one matrix product. Unit vectors bound b_loo by 1/λ,
-    which keeps ``weight · b`` ≤ weight/λ = 1 reward unit at the defaults (λ = 0.01, weight = 0.01).
-    The bonus is 0 for groups without any success, so it only reorders ways of succeeding and never
-    rewards novel failure.
+    For per-episode vectors h_i (the mean last-layer hidden state over the response; sparse-randomly
+    projected to ``proj_dim``, then centered on the group mean when ``center``), the bonus of episode i
+    is its elliptical novelty against the group's covariance ``V = λI + Σ_j h_j h_j^T``: with
+    ``leave_one_out=False`` (the default, what the authors' training runs use) the leverage score
+    ``b_i = h_i^T V^{-1} h_i`` ∈ [0, 1), the sum over all j including i; with ``leave_one_out=True``
+    ``b_i = h_i^T (λI + Σ_{j≠i} h_j h_j^T)^{-1} h_i`` = b_all / (1 − b_all) (Sherman–Morrison). Both are
+    computed in the G×G kernel form, so the cost does not grow with the hidden size beyond one matrix
+    product. Defaults follow the authors' recipe: λ = 0.01, ``proj_dim`` = 32 (their MATH/GSM8K
+    setting), no unit normalization (``normalize=True`` scales each vector to norm 1 before centering),
+    ``weight`` β = 0.01 on a 0/1 task reward, and the bonus added to the reward before GRPO's group
+    normalization (``target="reward"``). The bonus is 0 for every episode of a group without any
+    success and applies to every episode (correct or not) of a group with one, so it never rewards
+    novel failure where nothing was solved.
     """
 
     name = "repexp"
 
-    def __init__(self, weight: float = 0.01, lam: float = 0.01, proj_dim: int | None = None, seed: int = 0,
-                 leave_one_out: bool = True, normalize: bool = True) -> None:
+    def __init__(self, weight: float = 0.01, lam: float = 0.01, proj_dim: int | None = 32, seed: int = 0,
+                 leave_one_out: bool = False, center: bool = True, normalize: bool = False,
+                 target: str = "reward") -> None:
         if lam <= 0:
             raise ValueError(f"lam (ridge λ) must be > 0, got {lam}")
         if proj_dim is not None and proj_dim < 1:
             raise ValueError(f"proj_dim must be ≥ 1 or None (no projection), got {proj_dim}")
         self.weight, self.lam = float(weight), float(lam)
         self.proj_dim, self.seed = proj_dim, seed
-        self.leave_one_out, self.normalize = leave_one_out, normalize
+        self.leave_one_out, self.center, self.normalize = leave_one_out, center, normalize
+        self._set_target(target)
         self.projection: np.ndarray | None = None
 
     def _project(self, h: np.ndarray) -> np.ndarray:
@@ -218,6 +271,8 @@ class RepExpBonus(_Bonus):
         h = self._project(group.hidden)
         if self.normalize:
             h = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+        if self.center:
+            h = h - h.mean(axis=0, keepdims=True)
         # Push-through identity: diag(H (λI + HᵀH)⁻¹ Hᵀ) = 1 − λ·diag((λI + HHᵀ)⁻¹).
         inv_diag = np.diag(np.linalg.inv(self.lam * np.eye(group.size) + h @ h.T))
         b_all = 1.0 - self.lam * inv_diag
@@ -236,35 +291,58 @@ def sparse_random_projection(in_dim: int, out_dim: int, seed: int = 0) -> np.nda
     return signs * math.sqrt(s / out_dim)
 
 
+#: PKPO estimators for binary rewards: s (no baseline), loo (pass@k of the others), loo-1 (pass@(k−1) of the others).
+PKPO_ESTIMATORS = ("s", "loo", "loo-1")
+#: How k goes from ``k`` to ``k_end``: at once after ``anneal_steps`` (switch), or linearly over them.
+PKPO_SCHEDULES = ("switch", "linear")
+
+
 class PKPOTransform:
     """Pass@k-shaped rewards, Walder & Karkhanis 2025, "Pass@K Policy Optimization".
 
-    With n binary rewards of which c are 1, the paper's unbiased pass@k gradient uses per-sample rewards
-    ``k/n`` for a success and ``(k/n)·ρ(n−1, c, k−1)`` for a failure, ρ(n, c, k) = 1 − C(n−c, k)/C(n, k).
-    Here they are multiplied by n/k: a success gets 1 and a failure ρ(n−1, c, k−1) (the chance that a
-    random k-subset containing it still holds a success). The rescaling leaves GRPO's normalized
-    advantages unchanged, makes k = 1 the identity, keeps bonuses added afterwards on a fixed scale,
-    and makes the group's mean shaped reward exactly the unbiased pass@k estimate ρ(n, c, k).
+    With n binary rewards of which c are 1, the paper's unbiased pass@k gradient weights are
+    ``s_i = (1/C(n,k)) Σ_{|I|=k, i∈I} max_{j∈I} r_j``: ``k/n`` for a success, ``(k/n)·ρ(n−1, c, k−1)`` for a
+    failure, ρ(n, c, k) = 1 − C(n−c, k)/C(n, k). Subtracting a baseline built from the other n−1 samples
+    keeps them unbiased and lowers their variance: ``estimator="loo"`` subtracts ``(k/n)·ρ(n−1, c_{−i}, k)``,
+    ``"loo-1"`` (the paper's recommended s^(loo−1), the default) ``(k/n)·ρ(n−1, c_{−i}, k−1)``, c_{−i} the
+    successes among the others: a success then gets ``(k/n)·(1 − ρ(n−1, c−1, k−1))`` and a failure 0.
+    Here all are multiplied by n/k (``"s"``: a success gets 1 and a failure ρ(n−1, c, k−1)), which keeps
+    bonuses added afterwards on a fixed scale and makes k = 1 the identity for "s" and "loo-1".
 
-    A transform, not a bonus: it replaces the rewards, which must be binary. ``k`` may be annealed
-    linearly from ``k`` to ``k_end`` over ``anneal_steps`` optimizer steps (``GroupInfo.step``).
+    GRPO then normalizes each group: subtracting the mean leaves these weights' gradient unbiased, but
+    dividing by the group's std (TRL's ``scale_rewards="group"``) removes their magnitude, which is how
+    PKPO down-weights groups that already pass@k; use ``scale_rewards="none"`` to keep it.
+
+    A transform, not a bonus: it replaces the rewards, which must be binary. k may be annealed
+    (``GroupInfo.step`` is the optimizer step): the paper trains with k > 1 and then k = 1; here
+    ``schedule="switch"`` uses ``k`` for the first ``anneal_steps`` steps and ``k_end`` afterwards, and
+    ``"linear"`` goes linearly from ``k`` to ``k_end`` over them.
     """
 
     name: ClassVar[str] = "pkpo"
     kind: ClassVar[str] = "transform"
 
-    def __init__(self, k: int = 4, k_end: int | None = None, anneal_steps: int = 0) -> None:
+    def __init__(self, k: int = 4, k_end: int | None = None, anneal_steps: int = 0, estimator: str = "loo-1",
+                 schedule: str = "switch") -> None:
         for label, value in (("k", k), ("k_end", k if k_end is None else k_end)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{label} must be an int ≥ 1, got {value!r}")
         if anneal_steps < 0:
             raise ValueError(f"anneal_steps must be ≥ 0, got {anneal_steps}")
+        if estimator not in PKPO_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {PKPO_ESTIMATORS}, got {estimator!r}")
+        if schedule not in PKPO_SCHEDULES:
+            raise ValueError(f"schedule must be one of {PKPO_SCHEDULES}, got {schedule!r}")
         self.k, self.k_end, self.anneal_steps = k, (k if k_end is None else k_end), anneal_steps
+        self.estimator, self.schedule = estimator, schedule
 
     def k_at(self, step: int) -> int:
-        """k for an optimizer step: linear from ``k`` to ``k_end`` over ``anneal_steps``, then ``k_end``."""
+        """k for an optimizer step: ``k`` before ``anneal_steps`` and ``k_end`` from then on (switch), or
+        linear from ``k`` to ``k_end`` over ``anneal_steps`` (linear); ``k_end`` when ``anneal_steps`` is 0."""
         if self.anneal_steps == 0:
             return self.k_end
+        if self.schedule == "switch":
+            return self.k if step < self.anneal_steps else self.k_end
         frac = min(max(step, 0) / self.anneal_steps, 1.0)
         return int(round(self.k + (self.k_end - self.k) * frac))
 
@@ -276,9 +354,18 @@ class PKPOTransform:
         n, c, k = r.size, int(r.sum()), self.k_at(group.step)
         if k > n:
             raise ValueError(f"PKPO k={k} exceeds the group size {n}: use k ≤ num_generations")
-        # ρ(n−1, c, 0) = 0; with no failure in the group (c = n) there is nothing to fill in.
-        fail = 0.0 if k == 1 or c == n else pass_at_k(n - 1, c, k - 1)
-        return np.where(r == 1.0, 1.0, fail)
+        if self.estimator == "loo" and k > n - 1:
+            raise ValueError(f"PKPO estimator 'loo' needs k ≤ n − 1 (pass@k of the n − 1 others), got k={k}, n={n}: "
+                             "use 'loo-1'")
+        success = r == 1.0
+        # s_i × n/k: a success 1, a failure ρ(n−1, c, k−1) (a failure exists, so c ≤ n−1).
+        s = np.where(success, 1.0, _rho(n - 1, c, k - 1) if c < n else 0.0)
+        if self.estimator == "s":
+            return s
+        j = k if self.estimator == "loo" else k - 1
+        # Baseline × n/k from the others: ρ(n−1, c − r_i, j).
+        baseline = np.array([_rho(n - 1, c - int(ok), j) for ok in success])
+        return s - baseline
 
     def state_dict(self) -> dict[str, Any]:
         """Nothing to save: k follows the optimizer step, which the trainer's checkpoint restores."""
@@ -286,6 +373,11 @@ class PKPOTransform:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+def _rho(n: int, c: int, k: int) -> float:
+    """ρ(n, c, k), the unbiased pass@k from n samples with c successes; ρ(n, c, 0) = 0 (no sample, no success)."""
+    return 0.0 if k == 0 or n == 0 else pass_at_k(n, c, k)
 
 
 SHAPERS: dict[str, type] = {
@@ -298,7 +390,8 @@ class ExplorationConfig:
     """Which shapers to use and how: ``methods`` are names from ``SHAPERS``
     (``outcome_count``, ``batch_diversity``, ``repexp``, ``pkpo``); ``weights`` sets a bonus's
     coefficient (defaults: outcome_count 0.1, batch_diversity 0.1, repexp 0.01); ``params`` holds other
-    constructor arguments per method, e.g. ``{"pkpo": {"k": 8, "k_end": 1, "anneal_steps": 200}}``.
+    constructor arguments per method, e.g. ``{"pkpo": {"k": 8, "k_end": 1, "anneal_steps": 200}}`` or
+    ``{"outcome_count": {"baseline": "mean", "target": "reward"}}``.
     """
 
     methods: list[str] = field(default_factory=list)
@@ -372,22 +465,28 @@ def _rewards(rewards: ArrayLike, group: GroupInfo) -> np.ndarray:
 
 def apply_shapers(rewards: ArrayLike, group: GroupInfo, shapers: Sequence[Shaper],
                   return_components: bool = False) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Shaped rewards of one group: transforms in order, then the sum of weighted bonuses.
+    """Shaped rewards of one group: transforms in order, then the sum of weighted reward-level bonuses.
 
     Each bonus is computed exactly once per call (stateful bonuses count the group once). With
-    ``return_components`` also returns ``{name: contribution}`` (the transformed rewards under
-    ``"transformed"``, each bonus already weighted) for logging.
+    ``return_components`` also returns ``{name: contribution}`` for logging and for the trainer: the
+    transformed rewards under ``"transformed"``, each bonus already weighted under its name, and under
+    ``"advantage"`` the sum of the advantage-level bonuses (``target="advantage"``), which are not in the
+    returned rewards: they go onto GRPO's advantages after its group normalization.
     """
     r = _rewards(rewards, group)
     for shaper in shapers:
         if shaper.kind == "transform":
             r = shaper.shape(r, group)
     components = {"transformed": r}
-    total = r.copy()
+    total, advantage = r.copy(), np.zeros(group.size)
     for shaper in shapers:
         if shaper.kind == "bonus":
             components[shaper.name] = shaper.weight * shaper.bonus(group)
-            total = total + components[shaper.name]
+            if getattr(shaper, "target", "reward") == "advantage":
+                advantage = advantage + components[shaper.name]
+            else:
+                total = total + components[shaper.name]
         elif shaper.kind != "transform":
             raise ValueError(f"shaper {shaper!r} has kind {shaper.kind!r}; expected 'transform' or 'bonus'")
+    components["advantage"] = advantage
     return (total, components) if return_components else total

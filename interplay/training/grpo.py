@@ -17,7 +17,8 @@ interplay adds the episodes:
   task, shaped by ``interplay.training.exploration`` when ``GRPOTrainingConfig.exploration`` is set,
   and logged (success rate, mean turns, invalid-action rate, fraction of groups whose rewards are all
   equal, distinct outcomes per group, and ``explore/<name>``: each shaper's mean change of the
-  reward) into the trainer's metrics. With a ``repexp`` shaper the rollout also returns ``hidden``:
+  reward, or of the advantage for the outcome-based bonuses, which ``CritiqueGRPOTrainer`` adds to
+  GRPO's normalized advantages as Song et al. do) into the trainer's metrics. With a ``repexp`` shaper the rollout also returns ``hidden``:
   per episode the mean last-layer hidden state over its agent tokens (one extra no-grad forward).
 - Critique prediction (``GRPOTrainingConfig.critique_weight > 0``): the rollout returns
   ``critique_mask`` (1 on the environment tokens that spell a teacher's feedback, ``info
@@ -249,6 +250,14 @@ class EpisodeReward:
 
     def __init__(self, exploration: ExplorationConfig | None = None) -> None:
         self.shapers = build_shapers(exploration) if exploration is not None else []
+        # Per episode of the last call, the advantage-level bonuses (outcome-based exploration adds them to
+        # GRPO's normalized advantages); None without such a shaper. CritiqueGRPOTrainer takes them.
+        self.advantage_bonus: list[float] | None = None
+
+    def take_advantage_bonus(self) -> list[float] | None:
+        """The advantage-level bonuses of the last call, per episode in its order (then forgotten)."""
+        bonus, self.advantage_bonus = self.advantage_bonus, None
+        return bonus
 
     @property
     def stateful(self) -> bool:
@@ -277,6 +286,7 @@ class EpisodeReward:
         step = trainer_state.global_step if trainer_state is not None else 0
         raw = np.asarray(reward, dtype=np.float64)
         shaped = raw.copy()
+        advantage = np.zeros(len(raw))
         # Per episode, what each shaper changed: every bonus by name, the transforms (PKPO) together.
         transforms = "+".join(s.name for s in self.shapers if s.kind == "transform")
         changes = {name: np.zeros(len(raw)) for name in [transforms, *(s.name for s in self.shapers
@@ -289,9 +299,12 @@ class EpisodeReward:
                 shaped[rows], components = apply_shapers(raw[rows], info, self.shapers, return_components=True)
                 if transforms:
                     changes[transforms][rows] = components.pop("transformed") - raw[rows]
+                advantage[rows] = components.pop("advantage")
                 for name, change in components.items():
                     if name != "transformed":
                         changes[name][rows] = change
+        wants_advantage = any(getattr(s, "target", "reward") == "advantage" for s in self.shapers)
+        self.advantage_bonus = advantage.tolist() if wants_advantage else None
         if log_metric is not None:
             for name, value in self.metrics(shaped, success, outcome, turns, invalid_actions, groups).items():
                 log_metric(name, value)
@@ -339,6 +352,14 @@ class CritiqueGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
+        # Outcome-based exploration bonuses go onto the normalized advantages (this process's episodes, in
+        # the order the reward function saw them, which is the order of this process's advantages).
+        for func in self.reward_funcs:
+            bonus = getattr(func, "take_advantage_bonus", lambda: None)()
+            if bonus is not None:
+                advantages = output["advantages"]
+                output["advantages"] = advantages + torch.tensor(bonus, dtype=advantages.dtype,
+                                                                 device=advantages.device)
         if self._critique_masks is not None:
             masks = torch.zeros_like(output["completion_mask"])
             for i, row in enumerate(self._critique_masks):

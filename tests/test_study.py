@@ -1,0 +1,99 @@
+"""interplay study: the statistics and verdict rule, and the smallest budget end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from interplay.cli import main
+from interplay.study import SECTIONS, run_study
+from interplay.study.core import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    SMALLEST,
+    VERDICTS,
+    Budget,
+    claim,
+    ranks,
+    spearman,
+    two_way_interval,
+    verdict,
+)
+
+
+def test_verdict_rule() -> None:
+    assert verdict(0.01, 0.2) == REPRODUCED
+    assert verdict(-0.3, -0.01) == NOT_REPRODUCED  # the opposite effect
+    assert verdict(-0.1, 0.02, margin=0.05) == NOT_REPRODUCED  # any effect is smaller than the margin
+    assert verdict(-0.1, 0.2, margin=0.05) == INCONCLUSIVE
+    assert verdict(-0.1, 0.2) == INCONCLUSIVE
+    assert verdict(float("nan"), 0.2) == INCONCLUSIVE
+    c = claim("x", "a claim", "a - b", 0.1, (0.05, 0.15), "tasks")
+    assert c.verdict == REPRODUCED and c.interval == (0.05, 0.15)
+
+
+def test_ranks_and_spearman() -> None:
+    assert ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
+    # Pearson on ranks with ties: x ranks 1,2,3,4; y ranks 1.5,1.5,3,4.
+    rx, ry = np.array([1, 2, 3, 4.0]), np.array([1.5, 1.5, 3, 4])
+    assert spearman([1, 2, 3, 4], [7, 7, 8, 9]) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_two_way_interval() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.3, 1.0, size=(3, 200))
+    value, low, high = two_way_interval(values)
+    assert value == pytest.approx(values.mean()) and low < value < high
+    assert 0.05 < high - low < 0.6
+    one = two_way_interval(values[0])  # one seed: tasks only, about ±1.96/√200
+    assert one[2] - one[1] == pytest.approx(2 * 1.96 * values[0].std() / math.sqrt(200), rel=0.2)
+    assert two_way_interval(values) == (value, low, high)  # seeded: the same interval every time
+    assert two_way_interval(np.zeros((2, 5))) == (0.0, 0.0, 0.0)
+
+
+def test_budget() -> None:
+    assert Budget(1.0).steps(150) == 150 and Budget(0.02).steps(150) == 3 and Budget(0.001).steps(150) == 2
+    assert Budget(1.0).tasks(100) == 100 and SMALLEST.tasks(100) == 8
+    assert [Budget(s).seeds for s in (0.02, 1.0, 8.0)] == [2, 3, 5]
+    assert Budget(1.0).batch(64) == 64 and SMALLEST.batch(64) == 16
+    with pytest.raises(ValueError, match="budget must be a positive number"):
+        Budget(0)
+
+
+def test_unknown_section_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="choose from horizon, coverage, exploration, feedback"):
+        run_study(tmp_path, SMALLEST, sections=["horizons"])
+    assert main(["study", "--out", str(tmp_path), "--budget", "-1"]) == 2
+
+
+def test_smallest_study_end_to_end(tmp_path) -> None:
+    """Every section runs at the smallest budget and the report has each section, claim and verdict."""
+    started = time.perf_counter()
+    result = run_study(tmp_path, SMALLEST, workers=2, log=lambda _: None)
+    assert list(result["sections"]) == list(SECTIONS)
+    md = (tmp_path / "study.md").read_text()
+    data = json.loads((tmp_path / "study.json").read_text())
+    assert md.count("**Verdict: ") == len(SECTIONS)
+    for key, section in result["sections"].items():
+        assert section.claims and section.verdict in VERDICTS
+        assert f"## {section.title}" in md and data["sections"][key]["verdict"] == section.verdict
+        for c in section.claims:
+            low, high = c.interval
+            assert c.verdict in VERDICTS and c.over and c.statistic
+            assert math.isfinite(c.value) and math.isfinite(low) and low <= high, (key, c)
+            assert c.statement in md
+        assert section.setup and section.tables and section.figures
+    first = time.perf_counter() - started
+    # A rerun reads every section back from disk.
+    started = time.perf_counter()
+    again = run_study(tmp_path, SMALLEST, log=lambda _: None)
+    assert time.perf_counter() - started < max(5.0, first / 10)
+    assert {k: s.verdict for k, s in again["sections"].items()} == {k: s.verdict for k, s in result["sections"].items()}

@@ -1,0 +1,140 @@
+"""Regenerate README.md's figures from the reports the current code wrote.
+
+README.md quotes numbers only inside marked regions (``<!-- figures:NAME -->`` ... ``<!-- /figures:NAME -->``),
+and every region is rendered here from a summary in ``docs/figures/NAME.json``, which this script takes from a
+report: ``demo`` from ``interplay demo``'s ``report.json``, ``study`` from ``interplay study``'s ``study.json``.
+Each summary records the command and seed that produced it, and the README says them under each table.
+
+    python tools/readme_figures.py --demo runs/demo --study runs/study   # take the reports, rewrite README.md
+    python tools/readme_figures.py --check                               # README.md matches docs/figures (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "docs" / "figures"
+README = ROOT / "README.md"
+DEMO_COVERAGE_N = ("2", "16", "256")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _ci(value: float, ci: list[float | None] | None) -> str:
+    if not ci or ci[0] is None:
+        return _pct(value)
+    return f"{_pct(value)} [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def demo_summary(report: dict[str, Any], command: str) -> dict[str, Any]:
+    """The figures of a pipeline report.json the README shows."""
+    stages = {name: {"pass_at_1": s["pass_at_1"], "pass_at_1_ci95": s["pass_at_1_ci95"], "pass_at_k": s["pass_at_k"],
+                     "pass_at_k_ci95": s["pass_at_k_ci95"], "coverage": {n: s["coverage"].get(n) for n in DEMO_COVERAGE_N},
+                     "mean_turns": s["mean_turns"], "wall_s": s["wall_s"]}
+              for name, s in report["stages"].items()}
+    return {"command": command, "seed": report["seed"], "preset": report["preset"], "k": report["k"],
+            "env": report["env"], "env_kwargs": report["task"]["env_kwargs"],
+            "tasks": report["stages"]["untrained"]["eval"]["n_tasks"], "stages": stages,
+            "comparisons": report["comparisons"]}
+
+
+def study_summary(study: dict[str, Any], command: str) -> dict[str, Any]:
+    """The figures of a study.json the README shows: every claim of every section."""
+    sections = {key: {"title": s["title"], "verdict": s["verdict"], "wall_s": s["wall_s"],
+                      "claims": [{k: c[k] for k in ("statement", "statistic", "value", "interval", "over", "verdict")}
+                                 for c in s["claims"]]}
+                for key, s in study["sections"].items()}
+    return {"command": command, "budget": study["budget"], "seeds": study["seeds"], "wall_s": study["wall_s"],
+            "machine": study["machine"], "sections": sections}
+
+
+def render_demo(d: dict[str, Any]) -> str:
+    k = d["k"]
+    lines = [f"| stage | pass@1 | pass@{k} | " + " | ".join(f"Pcov({n})" for n in DEMO_COVERAGE_N) + " | mean turns | wall s |",
+             "|---|---|---|" + "---|" * len(DEMO_COVERAGE_N) + "---|---|"]
+    for name, s in d["stages"].items():
+        cov = " | ".join(_pct(s["coverage"][n]) for n in DEMO_COVERAGE_N)
+        lines.append(f"| {name} | {_ci(s['pass_at_1'], s['pass_at_1_ci95'])} | {_ci(s['pass_at_k'], s['pass_at_k_ci95'])} "
+                     f"| {cov} | {s['mean_turns']:.2f} | {s['wall_s']:.0f} |")
+    lines += ["", f"| paired difference (same tasks) | pass@1 | pass@{k} |", "|---|---|---|"]
+    for c in d["comparisons"]:
+        cells = [f"{100 * c[key]['diff']:+.1f} [{100 * c[key]['ci95'][0]:+.1f}, {100 * c[key]['ci95'][1]:+.1f}]"
+                 for key in ("pass_at_1", f"pass_at_{k}")]
+        lines.append(f"| {c['b']} − {c['a']} | {cells[0]} | {cells[1]} |")
+    lines += ["", f"Produced by `{d['command']}` (seed {d['seed']}): {d['tasks']} held-out tasks × {k} samples at "
+                  "temperature 1; percentages, 95% intervals across tasks."]
+    return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def render_study(d: dict[str, Any]) -> str:
+    lines = ["| section | claim | statistic | value [95% interval] | over | verdict |", "|---|---|---|---|---|---|"]
+    for s in d["sections"].values():
+        for i, c in enumerate(s["claims"]):
+            title = s["title"] if i == 0 else ""
+            lines.append(f"| {title} | {c['statement']} | {c['statistic']} | {_num(c['value'])} "
+                         f"[{_num(c['interval'][0])}, {_num(c['interval'][1])}] | {c['over']} | **{c['verdict']}** |")
+    lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}, training seeds 0–{d['seeds'] - 1}) in "
+                  f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."]
+    return "\n".join(lines)
+
+
+RENDER = {"demo": render_demo, "study": render_study}
+
+
+def _region(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- figures:{name} -->\n)(.*?)(<!-- /figures:{name} -->)", re.S)
+
+
+def rendered_readme(readme: str) -> str:
+    """README text with every figures region rendered from docs/figures."""
+    for name, render in RENDER.items():
+        pattern = _region(name)
+        if not pattern.search(readme):
+            raise ValueError(f"README.md has no figures region {name!r} (<!-- figures:{name} --> ... "
+                             f"<!-- /figures:{name} -->).")
+        body = render(json.loads((FIGURES / f"{name}.json").read_text())) + "\n"
+        readme = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(3), readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", help="an `interplay demo` output directory (its report.json)")
+    parser.add_argument("--demo-command", default="interplay demo")
+    parser.add_argument("--study", help="an `interplay study` output directory (its study.json)")
+    parser.add_argument("--study-command", default="make study")
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from docs/figures")
+    args = parser.parse_args(argv)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    if args.demo:
+        report = json.loads((Path(args.demo) / "report.json").read_text())
+        (FIGURES / "demo.json").write_text(json.dumps(demo_summary(report, args.demo_command), indent=1) + "\n")
+    if args.study:
+        study = json.loads((Path(args.study) / "study.json").read_text())
+        (FIGURES / "study.json").write_text(json.dumps(study_summary(study, args.study_command), indent=1) + "\n")
+    text = README.read_text()
+    new = rendered_readme(text)
+    if args.check:
+        if new != text:
+            print("README.md's figures differ from docs/figures: run python tools/readme_figures.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    print(f"README.md figures regenerated from {', '.join(sorted(RENDER))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
