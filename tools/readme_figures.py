@@ -78,12 +78,16 @@ def _num(x: float) -> str:
     return f"{x:+.3f}"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def render_study(d: dict[str, Any]) -> str:
     lines = ["| section | claim | statistic | value [95% interval] | over | verdict |", "|---|---|---|---|---|---|"]
     for s in d["sections"].values():
         for i, c in enumerate(s["claims"]):
             title = s["title"] if i == 0 else ""
-            lines.append(f"| {title} | {c['statement']} | {c['statistic']} | {_num(c['value'])} "
+            lines.append(f"| {title} | {_cell(c['statement'])} | {_cell(c['statistic'])} | {_num(c['value'])} "
                          f"[{_num(c['interval'][0])}, {_num(c['interval'][1])}] | {c['over']} | **{c['verdict']}** |")
     lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}, training seeds 0–{d['seeds'] - 1}) in "
                   f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."]

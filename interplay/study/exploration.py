@@ -41,7 +41,7 @@ ENV_KWARGS = {"instructions": False, "max_attempts": 3}
 MAX_NEW_TOKENS = 5
 K = (1, 4, 16, 64)  # pass@k columns; the smallest budget plays 8 samples and stops at pass@4 (its K_SMALLEST)
 K_SMALLEST = (1, 4)
-SFT_STEPS, GRPO_STEPS, BATCH, GROUP, TRAIN_TASKS = 150, 40, 64, 8, 128
+SFT_STEPS, GRPO_STEPS, BATCH, GROUP, TRAIN_TASKS, EVAL_TASKS = 150, 30, 64, 8, 128, 64
 #: The arms: plain GRPO and one per exploration method.
 ARMS = ("grpo", "outcome_count", "batch_diversity", "repexp", "pkpo")
 
@@ -106,7 +106,7 @@ def _table(scores: dict[str, np.ndarray], train: dict[str, list[dict[str, Any]]]
 
 def run(lab: Lab) -> Section:
     budget = lab.budget
-    sft_steps, steps, tasks, seeds = budget.steps(SFT_STEPS, least=4), budget.steps(GRPO_STEPS), budget.tasks(100), budget.seeds
+    sft_steps, steps, tasks, seeds = budget.steps(SFT_STEPS, least=4), budget.steps(GRPO_STEPS), budget.tasks(EVAL_TASKS), budget.seeds
     span = sft_steps * BATCH + budget.tasks(TRAIN_TASKS)
     per_seed: dict[str, list[np.ndarray]] = {"sft": [], **{name: [] for name in ARMS}}
     train: dict[str, list[dict[str, Any]]] = {name: [] for name in ARMS}

@@ -34,6 +34,7 @@ import numpy as np
 
 from interplay.study.core import (
     Budget,
+    Claim,
     Lab,
     Section,
     claim,
@@ -49,7 +50,9 @@ from interplay.training.config import ImitationConfig
 ENV = "interplay/Maze-v0"
 MAX_NEW_TOKENS = 3
 SFT_STEPS, BATCH, LR = 150, 64, 2e-3  # 150 steps at 4x4: ~50% greedy success (100 steps: 16%), measured
-DAGGER_ROUNDS, DAGGER_STEPS, DAGGER_EPISODES = 2, 20, 512  # the library's DAgger defaults, inside the same 150
+#: DAgger: the library's rounds and steps per round, inside the same 150 steps; 256 learner episodes per round
+#: (the library's default is 512) label ~3,700 states, more than the 1,280 rows a round's 20 steps draw.
+DAGGER_ROUNDS, DAGGER_STEPS, DAGGER_EPISODES = 2, 20, 256
 PAIRED_SIZE = 4  # DAgger and the explorer beside SFT on the BFS expert (3 at the smallest budget)
 TOLERANCE = 0.10  # claim 2: the prediction counts as right within 10 points of success
 
@@ -71,7 +74,6 @@ class Plan:
     steps: int
     batch: int
     tasks: int
-    rounds: int  # DAgger: rounds (1 at the smallest budget, where a round's long failed episodes dominate)
     per_round: int  # DAgger: optimizer steps after each round
     dagger_episodes: int
 
@@ -82,19 +84,18 @@ class Plan:
         steps = budget.steps(SFT_STEPS, least=3)
         paired = sizes[0] if budget.smallest else PAIRED_SIZE
         return cls(1 if cpu else budget.seeds, sizes, paired, (paired,) if cpu else sizes, steps,
-                   budget.batch(BATCH), budget.tasks(100), 1 if budget.smallest else DAGGER_ROUNDS,
-                   budget.steps(DAGGER_STEPS, least=1),
+                   budget.batch(BATCH), budget.tasks(100), budget.steps(DAGGER_STEPS, least=1),
                    budget.tasks(DAGGER_EPISODES))
 
     @property
     def offline(self) -> int:
         """DAgger's offline SFT steps: the SFT budget less the rounds' steps."""
-        return self.steps - self.rounds * self.per_round
+        return self.steps - DAGGER_ROUNDS * self.per_round
 
     @property
     def span(self) -> int:
         """Training seeds one run seed uses (its block; blocks of different run seeds are disjoint)."""
-        return self.steps * self.batch + self.rounds * self.dagger_episodes
+        return self.steps * self.batch + DAGGER_ROUNDS * self.dagger_episodes
 
 
 # ------------------------------------------------------------------------------------ training, measuring
@@ -109,7 +110,7 @@ def _train(lab: Lab, plan: Plan, seed: int, method: str, size: int, expert: str)
     if method == "sft":
         config, steps = ImitationConfig(episodes=plan.steps * plan.batch, **common), plan.steps
     else:
-        config = ImitationConfig(episodes=plan.offline * plan.batch, mode="dagger", dagger_rounds=plan.rounds,
+        config = ImitationConfig(episodes=plan.offline * plan.batch, mode="dagger", dagger_rounds=DAGGER_ROUNDS,
                                  dagger_episodes=plan.dagger_episodes, dagger_steps=plan.per_round, **common)
         steps = plan.offline
     return lab.sft(_name(seed, method, size, expert), config, steps, seed=seed, batch=plan.batch, lr=LR)
@@ -185,7 +186,7 @@ def _tables(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
     lines += ["", f"At {n}x{n}, the same {plan.steps} optimizer steps: DAgger beside SFT, the observation-only expert "
               "beside the privileged one (per-step error and H on each arm's own expert's episodes):", "",
               head[0].format("arm"), head[1], _row("SFT, BFS expert", arms[f"sft_bfs_{n}"], experts[f"bfs_{n}"]),
-              _row(f"DAgger, BFS expert ({plan.offline} + {plan.rounds}×{plan.per_round} steps)",
+              _row(f"DAgger, BFS expert ({plan.offline} + {DAGGER_ROUNDS}×{plan.per_round} steps)",
                    arms[f"dagger_bfs_{n}"], experts[f"bfs_{n}"])]
     lines += [_row(f"SFT, explorer expert, {m}x{m}", arms[f"sft_explorer_{m}"], experts[f"explorer_{m}"])
               for m in plan.explorer_sizes]
@@ -202,7 +203,7 @@ def _figures(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[st
 
 
 # ------------------------------------------------------------------------------------------------- claims
-def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str, float]]) -> list[Any]:
+def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str, float]]) -> list[Claim]:
     within, small, large, n = over(plan.seeds), plan.sizes[0], plan.sizes[-1], plan.paired
     bfs = [arms[f"sft_bfs_{m}"] for m in plan.sizes]
     fall = two_way_interval(bfs[0][..., 0] - bfs[-1][..., 0])
@@ -220,7 +221,7 @@ def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
               "a fall of 10 points is the smallest that counts"),
         claim("compounding_predicts_success", f"Per-step error compounded over the expert's horizon, mean (1 − e)^H, "
               f"predicts success within {100 * TOLERANCE:.0f} points.",
-              f"{TOLERANCE:.2f} − mean over sizes |observed − predicted success|", fits[0], fits[1:], within,
+              f"{TOLERANCE:.2f} − mean over sizes of abs(observed − predicted success)", fits[0], fits[1:], within,
               note=f"observed − predicted, points: {gaps}. The prediction takes every error as fatal and errors as "
               "independent at the on-expert rate: recovery within the turn limit lifts the observed success above "
               "it, states off the expert's path (where errors are likelier) pull it below; reproduced when the "
@@ -229,7 +230,7 @@ def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
         claim("dagger_beats_sft", f"DAgger beats SFT at equal optimizer steps ({n}x{n}).",
               "success(DAgger) − success(SFT), paired by task", dagger[0], dagger[1:], within, margin=0.05,
               note=f"DAgger: {plan.offline} offline steps on {plan.offline * plan.batch} expert episodes, then "
-              f"{plan.rounds} round(s) of {plan.dagger_episodes} learner episodes (temperature 1) labelled by the "
+              f"{DAGGER_ROUNDS} rounds of {plan.dagger_episodes} learner episodes (temperature 1) labelled by the "
               f"BFS expert, {plan.per_round} steps each on the aggregated data; SFT: {plan.steps} steps on "
               f"{plan.steps * plan.batch} expert episodes; a 5-point gain is the smallest that counts"),
         claim("observation_only_expert_easier", "The observation-only expert (explorer) is easier to imitate than "
@@ -240,6 +241,29 @@ def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
 
 
 # ---------------------------------------------------------------------------------------------- section
+def _setup(plan: Plan, experts: dict[str, dict[str, float]]) -> list[str]:
+    own = ", ".join(f"{m}x{m} {pct(experts[f'bfs_{m}']['success'])}% in {experts[f'bfs_{m}']['turns']:.1f} turns / "
+                    f"{pct(experts[f'explorer_{m}']['success'])}% in {experts[f'explorer_{m}']['turns']:.1f}"
+                    for m in plan.sizes)
+    seeds = ("1 training seed: one seed's five trainings fill a CPU budget, so intervals are over tasks only"
+             if plan.seeds == 1 else f"{plan.seeds} training seeds")
+    return [
+        f"`{ENV}`, compact observation, the tiny model replying in at most {MAX_NEW_TOKENS} tokens; the "
+        "environment's own per-task turn limit (max(3 × shortest path, explorer length + shortest path))",
+        f"SFT at every size ({', '.join(f'{m}x{m}' for m in plan.sizes)}): {plan.steps} optimizer steps × "
+        f"{plan.batch} expert episodes (each seen once), lr {LR:g}, warmup {min(30, plan.steps // 5)} steps",
+        f"DAgger at {plan.paired}x{plan.paired} with the same {plan.steps} steps: {plan.offline} offline + "
+        f"{DAGGER_ROUNDS} rounds × ({plan.dagger_episodes} learner episodes at temperature 1, labelled by the BFS "
+        f"expert; {plan.per_round} steps on the aggregated data)",
+        f"explorer expert (`expert=\"explorer\"`) at {', '.join(f'{m}x{m}' for m in plan.explorer_sizes)}, same "
+        "training mazes and steps as BFS",
+        f"{plan.tasks} held-out mazes per size, greedy, one play each; per-step error teacher-forced on the "
+        f"expert's episodes of the same mazes; {seeds} (each: its TRL seed and a disjoint block of {plan.span} "
+        "training mazes)",
+        f"the experts' own play on the held-out mazes (BFS / explorer success, mean turns): {own}",
+    ]
+
+
 def run(lab: Lab) -> Section:
     plan = Plan.at(lab.budget)
     jobs = [("sft", m, "bfs") for m in plan.sizes] + [("dagger", plan.paired, "bfs")] + \
@@ -248,25 +272,8 @@ def run(lab: Lab) -> Section:
                                                 for seed in range(plan.seeds)])
             for method, m, expert in jobs}
     experts = {f"{e}_{m}": _expert(lab, m, e, plan.tasks) for e in ("bfs", "explorer") for m in plan.sizes}
-    own = ", ".join(f"{m}x{m} {pct(experts[f'bfs_{m}']['success'])}% in {experts[f'bfs_{m}']['turns']:.1f} turns / "
-                    f"{pct(experts[f'explorer_{m}']['success'])}% in {experts[f'explorer_{m}']['turns']:.1f}"
-                    for m in plan.sizes)
-    setup = [
-        f"`{ENV}`, compact observation, the tiny model replying in at most {MAX_NEW_TOKENS} tokens; the "
-        "environment's own per-task turn limit (max(3 × shortest path, explorer length + shortest path))",
-        f"SFT at every size (3x3 to {plan.sizes[-1]}x{plan.sizes[-1]}: {', '.join(map(str, plan.sizes))}): "
-        f"{plan.steps} optimizer steps × {plan.batch} expert episodes (each seen once), lr {LR:g}, warmup "
-        f"{min(30, plan.steps // 5)} steps",
-        f"DAgger at {plan.paired}x{plan.paired} with the same {plan.steps} steps: {plan.offline} offline + "
-        f"{plan.rounds} round(s) × ({plan.dagger_episodes} learner episodes, {plan.per_round} steps)",
-        f"explorer expert (`expert=\"explorer\"`) at {', '.join(f'{m}x{m}' for m in plan.explorer_sizes)}, same "
-        "training mazes and steps as BFS",
-        f"{plan.tasks} held-out mazes per size, greedy, one play each; per-step error teacher-forced on the "
-        f"expert's episodes of the same mazes; {plan.seeds} training seed(s) (TRL seed and a disjoint block of "
-        f"{plan.span} training mazes each){'' if plan.seeds > 1 else ': one seed fits a CPU budget, so intervals are over tasks only'}",
-        f"the experts' own play on the held-out mazes (BFS / explorer): {own}",
-    ]
     return Section("horizon", "Horizon of imitation",
                    "Does imitation fail more as the horizon grows, as compounding per-step errors predict; does "
                    "DAgger help at equal steps; is an observation-only expert easier to imitate than a privileged one?",
-                   setup, _tables(plan, arms, experts), _claims(plan, arms, experts), _figures(plan, arms, experts))
+                   _setup(plan, experts), _tables(plan, arms, experts), _claims(plan, arms, experts),
+                   _figures(plan, arms, experts))

@@ -20,11 +20,16 @@ def claim_cell(claim: Claim) -> str:
     return f"{_number(claim.value, claim)} [{_number(low, claim)}, {_number(high, claim)}]"
 
 
+def cell(text: str) -> str:
+    """Text that stays in its markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def claims_table(claims: list[Claim]) -> list[str]:
     lines = ["| claim | statistic (positive = the claim holds) | value [95% interval] | over | verdict |",
              "|---|---|---|---|---|"]
     for c in claims:
-        lines.append(f"| {c.statement} | {c.statistic} | {claim_cell(c)} | {c.over} | **{c.verdict}** |")
+        lines.append(f"| {cell(c.statement)} | {cell(c.statistic)} | {claim_cell(c)} | {c.over} | **{c.verdict}** |")
     notes = [f"- {c.name}: {c.note}" for c in claims if c.note]
     return lines + ([""] + notes if notes else [])
 
@@ -40,7 +45,7 @@ def render(header: dict[str, Any], sections: dict[str, Section]) -> str:
              "| section | main claim | value [95% interval] | verdict |", "|---|---|---|---|"]
     for s in sections.values():
         main = s.claims[0]
-        lines.append(f"| [{s.title}](#{s.key}) | {main.statement} | {claim_cell(main)} | **{s.verdict}** |")
+        lines.append(f"| [{s.title}](#{s.key}) | {cell(main.statement)} | {claim_cell(main)} | **{s.verdict}** |")
     for s in sections.values():
         lines += ["", f"<a id=\"{s.key}\"></a>", f"## {s.title}", "", s.question, "", "What ran:", ""]
         lines += [f"- {item}" for item in s.setup]
