@@ -2,7 +2,8 @@
 
 README.md quotes numbers only inside marked regions (``<!-- figures:NAME -->`` ... ``<!-- /figures:NAME -->``),
 and every region is rendered here from a summary in ``docs/figures/NAME.json``, which this script takes from a
-report: ``demo`` from ``interplay demo``'s ``report.json``, ``study`` from ``interplay study``'s ``study.json``.
+report: ``demo`` from ``interplay demo``'s ``report.json``, ``study`` from ``interplay study``'s ``study.json``
+(its whole ``study.md`` is copied beside it).
 Each summary records the command and seed that produced it, and the README says them under each table.
 
     python tools/readme_figures.py --demo runs/demo --study runs/study   # take the reports, rewrite README.md
@@ -89,7 +90,8 @@ def render_study(d: dict[str, Any]) -> str:
             title = s["title"] if i == 0 else ""
             lines.append(f"| {title} | {_cell(c['statement'])} | {_cell(c['statistic'])} | {_num(c['value'])} "
                          f"[{_num(c['interval'][0])}, {_num(c['interval'][1])}] | {c['over']} | **{c['verdict']}** |")
-    lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}, training seeds 0–{d['seeds'] - 1}) in "
+    lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}; sections that compare seeds train with "
+                  f"seeds 0–{d['seeds'] - 1}, and the column \"over\" says which intervals include them) in "
                   f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."]
     return "\n".join(lines)
 
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.study:
         study = json.loads((Path(args.study) / "study.json").read_text())
         (FIGURES / "study.json").write_text(json.dumps(study_summary(study, args.study_command), indent=1) + "\n")
+        (FIGURES / "study.md").write_text((Path(args.study) / "study.md").read_text())  # the whole report
     text = README.read_text()
     new = rendered_readme(text)
     if args.check:
