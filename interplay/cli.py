@@ -431,8 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "into --out. Every training and evaluation is cached there: a rerun resumes.")
     p.add_argument("--out", default="runs/study")
     p.add_argument("--budget", type=float, default=1.0, help="scales every training's steps and every evaluation's "
-                   "tasks (1.0: under an hour on 2 CPU cores with --workers 2; 0.02: the smallest run, about two "
-                   "minutes; more on a GPU); seeds: 2 below 0.5, 3 up to 2, 5 beyond")
+                   "tasks (1.0: under an hour on 2 CPU cores with --workers 2; 0.02: the smallest run, about a "
+                   "minute; more on a GPU); seeds: 2 below 0.5, 3 up to 2, 5 beyond")
     p.add_argument("--workers", type=int, default=1, help="sections run side by side in this many processes, "
                    "one torch thread each (2 on a 2-core machine)")
     p.add_argument("--sections", default=None, help="comma-separated subset of horizon,coverage,exploration,feedback")

@@ -91,9 +91,9 @@ class Claim:
 def verdict(low: float, high: float, margin: float = 0.0) -> str:
     """The verdict of a claim whose statistic is positive when the claim holds.
 
-    reproduced: the whole interval is above 0 (and above ``margin``'s lower edge, 0); not reproduced: the
-    interval excludes any effect of at least ``margin`` (it lies below ``margin``; with ``margin=0``: below 0,
-    the opposite effect); otherwise inconclusive at this budget. NaN bounds (too few values) are inconclusive.
+    reproduced: the whole interval is above 0; not reproduced: the interval excludes any effect of at least
+    ``margin`` (it lies below ``margin``; with ``margin=0``: below 0, the opposite effect); otherwise
+    inconclusive at this budget. NaN bounds (too few values) are inconclusive.
     """
     if not (math.isfinite(low) and math.isfinite(high)):
         return INCONCLUSIVE
@@ -165,6 +165,11 @@ def signed(value: float, scale: float = 100.0, digits: int = 1) -> str:
 
 def with_interval(value: float, low: float, high: float, scale: float = 100.0, digits: int = 1) -> str:
     return f"{signed(value, scale, digits)} [{signed(low, scale, digits)}, {signed(high, scale, digits)}]"
+
+
+def pct_interval(value: float, low: float, high: float) -> str:
+    """A rate and its interval in percent: ``47.0 [38.0, 57.0]``."""
+    return f"{pct(value)} [{pct(low)}, {pct(high)}]"
 
 
 # ---------------------------------------------------------------------------------------------- section
@@ -294,7 +299,8 @@ def play(model: str | Path, env: str, env_kwargs: dict[str, Any], tasks: int, sa
     """``model`` plays the first ``tasks`` held-out tasks ``samples`` times each (temperature 0: greedy).
 
     Returns per task (in seed order) ``successes`` (0/1 per sample) and ``success_turn`` (the turn of
-    success, or None), and ``mean_turns``: JSON, so that :meth:`Lab.cached` keeps it.
+    success, or None), and ``mean_turns`` and ``invalid_rate`` (replies the environment could not read) over
+    all episodes: JSON, so that :meth:`Lab.cached` keeps it.
     """
     from interplay.agents import HFAgent
     from interplay.evaluation import evaluate
@@ -311,14 +317,8 @@ def play(model: str | Path, env: str, env_kwargs: dict[str, Any], tasks: int, sa
         "successes": [[int(t.success) for t in by_task[s]] for s in order],
         "success_turn": [[t.turns if t.success else None for t in by_task[s]] for s in order],
         "mean_turns": result["mean_turns"],
+        "invalid_rate": result["invalid_rate"],
     }
-
-
-def pass_at(successes: Sequence[Sequence[int]], k: int) -> np.ndarray:
-    """Per-task unbiased pass@k from per-task 0/1 samples."""
-    from interplay.metrics import pass_at_k
-
-    return np.array([pass_at_k(len(s), int(sum(s)), k) for s in successes])
 
 
 def expert_forcing(model: str | Path, env: str, env_kwargs: dict[str, Any], tasks: int, *,

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from interplay.metrics import per_task_pass_at_k
 from interplay.study.core import (
     BOOTSTRAP_DRAWS,
     Lab,
@@ -33,7 +34,6 @@ from interplay.study.core import (
     claim,
     expert_forcing,
     over,
-    pass_at,
     pct,
     play,
     spearman,
@@ -82,9 +82,9 @@ class Checkpoints:
         self.log_ratio = np.array([np.subtract(r["forced"]["log_mu"], r["forced"]["log_pi"]) for r in rows])
         self.nll = np.array([np.negative(r["forced"]["log_pi"]) for r in rows])
         self.tokens = np.array([r["forced"]["tokens"] for r in rows], dtype=float)
-        self.pass_n = np.array([pass_at(r["before"], N) for r in rows])
-        self.pass_1 = np.array([pass_at(r["before"], 1) for r in rows])
-        self.after = np.array([pass_at(r["after"], 1) for r in rows])
+        self.pass_n = np.array([per_task_pass_at_k(r["before"], N) for r in rows])
+        self.pass_1 = np.array([per_task_pass_at_k(r["before"], 1) for r in rows])
+        self.after = np.array([per_task_pass_at_k(r["after"], 1) for r in rows])
 
     def stats(self, cols: np.ndarray, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         rows = np.arange(len(self.rows)) if rows is None else rows

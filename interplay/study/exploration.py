@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from interplay.metrics import per_task_pass_at_k
 from interplay.study.core import (
     Lab,
     Section,
     claim,
     over,
-    pass_at,
     pct,
     play,
     two_way_interval,
@@ -83,7 +83,7 @@ def _scores(lab: Lab, name: str, path: Any, tasks: int, seed: int) -> np.ndarray
     samples = ks[-1] if ks[-1] >= 64 else 2 * ks[-1]
     played = lab.cached(f"{name}/samples", lambda: play(path, ENV, ENV_KWARGS, tasks, samples, seed=seed,
                                                         max_new_tokens=MAX_NEW_TOKENS))
-    return np.array([pass_at(played["successes"], k) for k in ks])
+    return np.array([per_task_pass_at_k(played["successes"], k) for k in ks])
 
 
 def _table(scores: dict[str, np.ndarray], train: dict[str, list[dict[str, Any]]], seeds: int,

@@ -29,7 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from interplay.study.core import Lab, Section, claim, over, pct, two_way_interval, with_interval
+from interplay.study.core import (
+    Lab,
+    Section,
+    claim,
+    over,
+    pct,
+    pct_interval,
+    play,
+    two_way_interval,
+    with_interval,
+)
 
 ENV = "interplay/CodeBreaker-v0"
 BASE = {"digits": 3, "instructions": False}
@@ -76,17 +86,12 @@ def first_expert_success(start: int, kwargs: dict[str, Any]) -> int:
     raise RuntimeError(f"no code {env.expert_action()} in training seeds {start}..{start + GRPO_OFFSET}")
 
 
-def grpo_batch(lab: Lab) -> int:
-    """Episodes per GRPO step: BATCH, but 2 groups at the smallest budget (a mechanics check)."""
-    return 2 * GROUP if lab.budget.smallest else BATCH
-
-
 def train(lab: Lab, condition: str, seed: int) -> Path:
     """SFT on the condition's expert play, then GRPO in the condition; the final model's folder."""
     from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 
     kwargs = own_kwargs(condition)
-    sft_steps, grpo_steps, batch = lab.budget.steps(SFT_STEPS), lab.budget.steps(GRPO_STEPS, least=1), grpo_batch(lab)
+    sft_steps, grpo_steps, batch = lab.budget.steps(SFT_STEPS), lab.budget.steps(GRPO_STEPS, least=1), lab.budget.batch(BATCH, GROUP)
     start = seed * SEED_BLOCK
     episodes = min(sft_steps * BATCH, SFT_EPISODES_CAP)
     if kwargs["max_attempts"] == 1:
@@ -101,26 +106,13 @@ def train(lab: Lab, condition: str, seed: int) -> Path:
                     lr=GRPO_LR)
 
 
-def episodes(model: Path, kwargs: dict[str, Any], tasks: int) -> dict[str, Any]:
-    """``model`` plays the first ``tasks`` held-out tasks once, greedily: per task the attempt that found the
-    code (None: not found), and the share of replies with no readable guess."""
-    from interplay.agents import HFAgent
-    from interplay.evaluation import evaluate
-
-    played: list[Any] = []
-    agent = HFAgent(str(model), temperature=0.0, max_new_tokens=MAX_NEW_TOKENS)
-    result = evaluate(ENV, agent, tasks, env_kwargs=dict(kwargs), trajectories=played, progress=False)
-    played.sort(key=lambda t: t.seed)
-    return {"success_turn": [t.turns if t.success else None for t in played], "unreadable": result["invalid_rate"]}
-
-
 def evaluation(lab: Lab, models: list[Path], where: str, kwargs: dict[str, Any]) -> Evaluation:
     """Every seed's model on ``kwargs`` (cached as ``<model>/eval_<where>.json``)."""
     tasks = lab.budget.tasks(200)
-    runs = [lab.cached(f"{m.relative_to(lab.root)}/eval_{where}", lambda m=m: episodes(m, kwargs, tasks))
-            for m in models]
-    return Evaluation(solved_by([r["success_turn"] for r in runs], kwargs["max_attempts"]),
-                      float(np.mean([r["unreadable"] for r in runs])))
+    runs = [lab.cached(f"{m.relative_to(lab.root)}/eval_{where}", lambda m=m: play(
+        m, ENV, kwargs, tasks, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0)) for m in models]
+    return Evaluation(solved_by([[turns[0] for turns in r["success_turn"]] for r in runs], kwargs["max_attempts"]),
+                      float(np.mean([r["invalid_rate"] for r in runs])))
 
 
 # ------------------------------------------------------------------------------------------- analysis
@@ -135,10 +127,6 @@ def plasticity(solved: np.ndarray) -> np.ndarray:
     return solved[:, :, -1] - solved[:, :, 0]
 
 
-def interval_cell(value: float, low: float, high: float) -> str:
-    return f"{pct(value)} [{pct(low)}, {pct(high)}]"
-
-
 def curve_table(title: str, results: dict[str, Evaluation]) -> tuple[str, dict[str, Any]]:
     """Markdown table of success by attempt, plasticity and unreadable replies per condition, and its numbers."""
     attempts = next(iter(results.values())).solved.shape[2]
@@ -149,7 +137,7 @@ def curve_table(title: str, results: dict[str, Evaluation]) -> tuple[str, dict[s
     for condition, e in results.items():
         by_k = [two_way_interval(e.solved[:, :, k]) for k in range(attempts)]
         gain = two_way_interval(plasticity(e.solved))
-        cells = " | ".join(interval_cell(*c) for c in by_k)
+        cells = " | ".join(pct_interval(*c) for c in by_k)
         lines.append(f"| {condition} | {cells} | {with_interval(*gain)} | {pct(e.unreadable)} |")
         numbers[condition] = {"success_by_attempt": [list(c) for c in by_k], "plasticity": list(gain),
                               "unreadable": e.unreadable}
@@ -168,7 +156,7 @@ def stage_table(after_sft: dict[str, Evaluation], final: dict[str, Evaluation],
         sft, grpo = two_way_interval(plasticity(after_sft[c].solved)), two_way_interval(plasticity(final[c].solved))
         mine = two_way_interval(own[c].solved[:, :, -1])
         kind = f"{CONDITIONS[c]['teacher']} teacher, {plural(CONDITIONS[c]['max_attempts'], 'attempt')}"
-        lines.append(f"| {c} | {with_interval(*sft)} | {with_interval(*grpo)} | {interval_cell(*mine)} ({kind}) |")
+        lines.append(f"| {c} | {with_interval(*sft)} | {with_interval(*grpo)} | {pct_interval(*mine)} ({kind}) |")
         numbers[c] = {"plasticity_after_sft": list(sft), "plasticity": list(grpo),
                       "own_condition_success": list(mine)}
     return "\n".join(lines) + "\n", numbers  # a blank line ends the table before what follows
@@ -255,7 +243,7 @@ def setup(lab: Lab) -> list[str]:
         f"Each: SFT on the condition's expert play, {sft_steps} steps of {BATCH} episodes (drawn from "
         f"{min(sft_steps * BATCH, SFT_EPISODES_CAP)} expert episodes: the expert is deterministic, so more "
         f"only repeat the 800 codes), lr {SFT_LR:g}, warmup {min(30, sft_steps // 5)}; then GRPO in the "
-        f"condition, {plural(grpo_steps, 'step')} of {grpo_batch(lab)} episodes in groups of {GROUP}, lr "
+        f"condition, {plural(grpo_steps, 'step')} of {b.batch(BATCH, GROUP)} episodes in groups of {GROUP}, lr "
         f"{GRPO_LR:g}; replies of at most {MAX_NEW_TOKENS} tokens. Seed s: training seeds from {SEED_BLOCK}·s, "
         "the same in every condition, and TRL seed s.",
         "The expert bisects each digit's remaining range. Under the rule teacher those ranges follow from the "

@@ -41,6 +41,7 @@ from interplay.study.core import (
     expert_forcing,
     over,
     pct,
+    pct_interval,
     play,
     two_way_interval,
     with_interval,
@@ -166,8 +167,7 @@ def fit(x: np.ndarray) -> float:
 
 
 def _cell(x: np.ndarray, statistic: Callable[[np.ndarray], float]) -> str:
-    value, low, high = two_way_interval(x, statistic)
-    return f"{pct(value)} [{pct(low)}, {pct(high)}]"
+    return pct_interval(*two_way_interval(x, statistic))
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -8,16 +8,13 @@ from typing import Any
 from interplay.study.core import Claim, Section
 
 
-def _number(value: float, claim: Claim) -> str:
-    # Statistics in [-1, 1] that are rates or correlations print in points (x100) when they are rates.
-    if not math.isfinite(value):
-        return "–"
-    return f"{value:+.3f}"
+def _number(value: float) -> str:
+    return f"{value:+.3f}" if math.isfinite(value) else "–"
 
 
 def claim_cell(claim: Claim) -> str:
     low, high = claim.interval
-    return f"{_number(claim.value, claim)} [{_number(low, claim)}, {_number(high, claim)}]"
+    return f"{_number(claim.value)} [{_number(low)}, {_number(high)}]"
 
 
 def cell(text: str) -> str:
