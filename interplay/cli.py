@@ -46,7 +46,7 @@ def _agent(args: argparse.Namespace, model: str | None = None) -> Any:
 
 
 def _add_sampling(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="tiny", help="'tiny', a checkpoint dir, an HF id, "
+    parser.add_argument("--model", default="tiny", help="'tiny', a catalogue name (smollm2-135m, gemma-3-270m), a checkpoint dir, an HF id, "
                         "'openai:MODEL', 'vllm:MODEL' (a CUDA machine with vLLM), 'expert' or 'random' (default: tiny)")
     parser.add_argument("--env-kwargs", default=None, help="JSON object of environment constructor kwargs")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -70,12 +70,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from interplay import models
+    import shutil
 
-    if args.name != models.TINY:
-        raise SystemExit(f"`interplay model` builds the embedded model: use 'tiny', got {args.name!r}.")
-    path = models.build_tiny(args.out)
-    print(f"wrote the tiny model and tokenizer to {path}")
+    from interplay import models
+    from interplay.models import catalogue
+
+    if args.name == models.TINY:
+        path = models.build_tiny(args.out)
+        print(f"wrote the tiny model and tokenizer to {path}")
+        return 0
+    source = models.resolve(args.name)
+    shutil.copytree(source, args.out, dirs_exist_ok=True)
+    print(f"wrote {args.name} ({catalogue.CATALOGUE[args.name].description}) to {args.out}")
     return 0
 
 
@@ -309,6 +315,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from interplay.models import catalogue
+
     parser = argparse.ArgumentParser(prog="interplay", description=__doc__.split(".")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -316,8 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also those that cannot run here, with the reason")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("model", help="write the embedded tiny model as an HF checkpoint directory")
-    p.add_argument("name", choices=["tiny"])
+    p = sub.add_parser("model", help="write a model by name as an HF checkpoint directory: the embedded tiny "
+                       "model, or a real pretrained model resolved offline")
+    p.add_argument("name", choices=["tiny", *catalogue.CATALOGUE], help="tiny: the embedded 0.6M-parameter model; "
+                   + "; ".join(f"{m.name}: {m.description} ({m.licence})" for m in catalogue.CATALOGUE.values()))
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_model)
 
@@ -372,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Load a model's tokenizer and configs (no weights) and print its family, chat "
                        "template quirks and what interplay does about them, stop/pad ids, the encoding used, and "
                        "a two-turn dry run with agent and environment tokens marked. Exit code 1: not usable.")
-    p.add_argument("model", help="'tiny', a checkpoint directory or a Hugging Face id (in the local cache)")
+    p.add_argument("model", help="'tiny', a catalogue name (smollm2-135m, gemma-3-270m), a checkpoint directory "
+                   "or a Hugging Face id (in the local cache)")
     p.add_argument("--env", default="interplay/CodeBreaker-v0", help="environment of the dry run")
     p.add_argument("--chat-template-kwargs", default=None, metavar="JSON",
                    help="JSON object passed to the chat template, e.g. '{\"enable_thinking\": false}'")
@@ -384,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "exploration pipeline of a preset and write report.md, report.json and plots to --out.")
     p.add_argument("--preset", default="codebreaker", help="codebreaker (default), maze, tiny-test or gpu")
     p.add_argument("--out", required=True, help="report directory (rerun with the same one to resume)")
-    p.add_argument("--model", default=None, help="override the preset's model ('tiny', a checkpoint dir, an HF id)")
+    p.add_argument("--model", default=None, help="override the preset's model ('tiny', 'smollm2-135m', a checkpoint dir, an HF id)")
     p.add_argument("--seed", type=int, default=None,
                    help="the run's seed (default 0): TRL's seed/data_seed of both trainers, the block of training "
                    "tasks, the evaluation agents' sampling; the held-out tasks stay the same")

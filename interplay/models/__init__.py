@@ -160,18 +160,26 @@ def cached_checkpoint(path: Path, build: Callable[[Path], Any]) -> Path:
 
 
 def resolve(name_or_path: str | os.PathLike) -> str:
-    """``"tiny"`` -> the cached tiny checkpoint; a local directory -> itself; anything else unchanged."""
+    """``"tiny"`` -> the cached tiny checkpoint; a catalogue name (``"smollm2-135m"``) -> its checkpoint
+    (:mod:`interplay.models.catalogue`); a local directory -> itself; anything else unchanged."""
+    from interplay.models import catalogue
+
     name = str(name_or_path)
     if name == TINY:
         return str(tiny_path())
+    if catalogue.is_catalogued(name):
+        return str(catalogue.resolve_catalogued(name))
     return name
 
 
 def _from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
+    from interplay.models import catalogue
+
     looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
     if looks_local and not Path(name).expanduser().exists():
         raise FileNotFoundError(
-            f"model path {name!r} does not exist. Pass 'tiny' (the embedded model), a checkpoint "
+            f"model path {name!r} does not exist. Pass 'tiny' (the embedded model), a catalogue name "
+            f"({', '.join(catalogue.CATALOGUE)}), a checkpoint "
             "directory (e.g. from `interplay model tiny --out DIR`), or a Hugging Face model id."
         )
     try:

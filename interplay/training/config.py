@@ -20,7 +20,7 @@ class ImitationConfig:
         env, env_kwargs: the task (its environment must have an ``expert_action``). The id and kwargs
             say everything about it, its turn limit included (default ``interplay/Maze-4x4-v0``: a 4x4
             maze in 12 moves, the task GRPO's default trains on too).
-        model: "tiny", a checkpoint directory or an HF id to start from.
+        model: "tiny", a catalogue name ("smollm2-135m"), a checkpoint directory or an HF id to start from.
         episodes: expert episodes for the offline dataset, one fresh training seed each.
         mode: "offline" (behaviour cloning) or "dagger" (then ``dagger_rounds`` rounds follow).
         dagger_rounds, dagger_episodes, dagger_steps: rounds; learner episodes per round; SFT steps
@@ -79,7 +79,8 @@ class GRPOTrainingConfig:
     Args:
         env, env_kwargs: the task. The id and kwargs say everything about it, its turn limit included
             (default ``interplay/Maze-4x4-v0``: a 4x4 maze in 12 moves, the limit measured for GRPO).
-        model: "tiny", a checkpoint directory (e.g. an SFT output) or an HF id to start from.
+        model: "tiny", a catalogue name ("smollm2-135m"), a checkpoint directory (e.g. an SFT output) or an HF
+            id to start from.
         tasks: distinct training seeds in the prompt dataset (None: one fresh task per group for
             ``max_steps`` steps, so no task repeats).
         seed_start: first training seed.
