@@ -45,16 +45,23 @@ def _agent(args: argparse.Namespace, model: str | None = None) -> Any:
     return from_spec(model, **sampling)
 
 
+MODEL_HELP = ("'tiny', a catalogue name (smollm2-135m, gemma-3-270m), a checkpoint dir, an HF id, 'openai:MODEL', "
+              "'vllm:MODEL' (a CUDA machine with vLLM), 'expert' or 'random'")
+
+
 def _add_sampling(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="tiny", help="'tiny', a catalogue name (smollm2-135m, gemma-3-270m), a checkpoint dir, an HF id, "
-                        "'openai:MODEL', 'vllm:MODEL' (a CUDA machine with vLLM), 'expert' or 'random' (default: tiny)")
+    parser.add_argument("--model", default="tiny", help=MODEL_HELP + " (default: tiny)")
     parser.add_argument("--env-kwargs", default=None, help="JSON object of environment constructor kwargs")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-turns", type=int, default=None,
                         help="a turn limit imposed from outside the task (the TurnLimit wrapper: recorded in each "
                         "trajectory's manifest, and told to the agent where tighter than the environment's own); "
                         "default: the environment's own limit, set by its id and kwargs")
+    _add_generation(parser)
+
+
+def _add_generation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--chat-template-kwargs", default=None, metavar="JSON",
                         help="JSON object passed to the model's chat template, e.g. '{\"enable_thinking\": false}'")
     parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
@@ -251,6 +258,23 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from interplay.bench import markdown, run_bench
+
+    out = args.out or f"runs/bench/{_slug(args.model)}"
+    report = run_bench(_agent(args), out, episodes=args.episodes, tasks=args.tasks, seed_start=args.seed_start)
+    print(markdown(report))
+    print(f"wrote bench.json, bench.md and episodes.html to {out}")
+    return 0
+
+
+def _slug(name: str) -> str:
+    """A directory name for a model name or path."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.rstrip("/").split("/")[-1]) or "model"
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from interplay.doctor import diagnose, render
 
@@ -377,6 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resume from a checkpoint directory (no value: the latest in --output-dir)")
         _add_config_fields(q, _stage_class(stage))
         q.set_defaults(func=cmd_train)
+
+    from interplay import bench
+
+    p = sub.add_parser("bench", help="a baseline table for a model: a fixed, versioned suite of tasks on held-out "
+                       "seeds (success with intervals, by attempt, invalid replies, tokens, time)",
+                       description=bench.__doc__.split("\n\n")[0] + f" Suite v{bench.SUITE_VERSION}: "
+                       + ", ".join(bench.TASKS) + ".")
+    p.add_argument("model", help=MODEL_HELP)
+    _add_generation(p)
+    p.add_argument("--episodes", type=int, default=16, help="held-out episodes per task (default: 16)")
+    p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="only these tasks of the suite")
+    p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
+    p.add_argument("--out", default=None, help="output directory (default: runs/bench/<model>); a rerun resumes")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="check a model before a long run: template quirks, stop ids, a dry run",
                        description="Load a model's tokenizer and configs (no weights) and print its family, chat "

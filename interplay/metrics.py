@@ -28,6 +28,7 @@ __all__ = [
     "pass_at_k",
     "pass_at_k_curve",
     "per_task_pass_at_k",
+    "proportion_interval",
     "success_by_turn",
     "success_histogram",
     "success_profile",
@@ -164,6 +165,24 @@ def mean_interval(values: ArrayLike, confidence: float = 0.95, method: str = "no
         low, high = np.quantile(boots, [0.5 - confidence / 2, 0.5 + confidence / 2])
         return Interval(mean, stderr, float(low), float(high))
     raise ValueError(f"method must be 'normal', 't' or 'bootstrap', got {method!r}")
+
+
+def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """A success rate ``successes / n`` with Wilson's score interval (Wilson, 1927).
+
+    Unlike mean ± z·s/√n it stays inside [0, 1] and is not of zero width at 0% or 100%: 0 of 16
+    gives [0, 0.19], where the normal interval would claim [0, 0].
+    """
+    successes, n = _check_int("successes", successes), _check_int("n", n)
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Interval(p, math.sqrt(p * (1 - p) / n), max(0.0, centre - half), min(1.0, centre + half))
 
 
 def t_quantile(p: float, df: int) -> float:
