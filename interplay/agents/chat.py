@@ -396,6 +396,7 @@ class ChatEncoder:
         history = [*one, {"role": "assistant", "content": _REFERENCE_REPLY, "reasoning_content": "thought"}]
         longer = self.render([*history, {"role": "user", "content": "next"}], add_generation_prompt=True)
         short = self.render(history, add_generation_prompt=False)
+        final, inner = (self.tokenizer.decode(ids) for ids in (self.final_close_ids, self.close_ids))
         return {
             "template": self.template_name,
             "prefix_stable": longer.startswith(short),
@@ -406,7 +407,14 @@ class ChatEncoder:
             "rewrites_history": self.thinking is not None and "thought" in short and "thought" not in longer,
             "generation_prompt_opens_thinking": self.generation_opens_thinking,
             "chat_template_kwargs": self.chat_template_kwargs,
+            # The close at the end of a conversation, where its tokens differ from the close inside it.
+            "end_of_conversation_close": final if self._added_in(final) != self._added_in(inner) else None,
+            "close_tokenized_apart": self.close_apart,
+            "empty_lists": sorted(self.empty_lists),
         }
+
+    def _added_in(self, text: str) -> list[str]:
+        return [piece for piece in self._pieces(text) if piece in self.added]
 
     def _default_system_prompt(self, head: str) -> str | None:
         """Text a template puts before the first user message without being given a system prompt,
