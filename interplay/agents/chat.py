@@ -4,8 +4,8 @@ A multi-turn episode is one token sequence, built only by appending:
 
 - the **prompt**: the first messages rendered with the generation prompt, tokenized once;
 - each **reply**: the ids the model sampled, as they are (ending in a stop id when it stopped);
-- the **close** of a reply: the template's own end-of-turn ids after the reply (e.g. ``<|im_end|>``
-  ``\\n``), less the stop id the model already sampled;
+- the **close** of a reply: the template's own end-of-turn ids after the reply inside a conversation
+  (e.g. ``<|im_end|>`` ``\\n``), less what the model already sampled up to its end-of-turn id;
 - each **delta**: the ids of new environment messages plus the generation prompt.
 
 Nothing is re-rendered or re-tokenized after the fact, so the ids trained on are the ids the model
@@ -17,8 +17,21 @@ context). That works for templates that drop earlier reasoning (Qwen3), ``trim``
 Gemma), inject default system prompts or dates (Qwen2.5, Llama 3.1), fold the system prompt into
 the first user turn (Gemma) or reject a system role (Mistral v0.1; interplay then folds it itself).
 
-Where a template rewrites history (drops earlier ``<think>`` blocks), the sequence differs from a
-fresh render of the final history; interplay trains on what the model actually saw, and
+Closes are learned from the template, at the end of the reference conversation and inside a longer
+one. Some templates close a turn differently at the end: gpt-oss ends a conversation with
+``<|return|>`` and a turn inside it with ``<|end|>``; Phi-3.5 adds eos after ``<|end|>\\n``. A reply
+stops at either end-of-turn id, and the id sampled stands: after it comes the rest of the close used
+inside a conversation. So a gpt-oss model that sampled ``<|return|>`` is fed its own ``<|return|>``
+where a fresh render has ``<|end|>`` (which the template says should never be an input); the
+alternative, replacing a sampled id, would train on ids the model never sampled. Where the close
+starts with text BPE merges with the reply (``.`` + ``\\n<|end|>``: one token ``.\\n`` in a fresh
+tokenization), the sampled ids stand and the close is appended as its own ids, tokenized apart.
+Tool-use templates that loop over ``tools`` (or ``functions``) with no default, which fail on the
+``tools=None`` transformers passes, are rendered with empty lists.
+
+Where a template rewrites history (drops earlier ``<think>`` blocks), or a sampled ``<|return|>`` or a
+close tokenized apart stands where a fresh render has other ids, the sequence differs from a fresh
+render of the final history; interplay trains on what the model actually saw, and
 ``fresh_render_diff`` reports where the two part (``Trajectory.fresh_render_diff``).
 """
 
