@@ -24,6 +24,11 @@ REMEDIES = {
                 "token; thinking_budget can close the thinking part early",
     "rewrites_history": "earlier thinking is dropped by a fresh render; training uses what the model saw",
     "fallback_template": "no chat template: interplay's plain fallback template is used (a base model)",
+    "end_of_conversation_close": "replies stop at either end-of-turn id and keep the one sampled; the close inside "
+                                 "a conversation follows it (a fresh render may differ there: fresh_render_diff)",
+    "close_tokenized_apart": "the end-of-turn text merges with a reply's last characters under BPE: sampled ids "
+                             "stand and the close is appended as its own ids (fresh_render_diff reports the join)",
+    "empty_lists": "the template loops over tools/functions with no default: it is rendered with empty lists",
 }
 
 
@@ -98,6 +103,7 @@ def _remedies(quirks: dict[str, Any]) -> list[str]:
     found += ["default_system_prompt"] if quirks["default_system_prompt"] else []
     found += ["thinking"] if quirks["thinking_markers"] else []
     found += ["fallback_template"] if quirks["template"] != "tokenizer" else []
+    found += [key for key in ("end_of_conversation_close", "close_tokenized_apart", "empty_lists") if quirks[key]]
     return [f"{key}: {REMEDIES[key]}" for key in found]
 
 

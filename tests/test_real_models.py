@@ -73,8 +73,8 @@ def test_template_quirks_and_stop_ids(family):
     assert agent.encoder.close_ids[0] in agent.encoder.stop_ids
 
 
-def ending_sometimes(model, token_id: int):
-    """A copy of a random-init ``model`` that samples ``token_id`` with probability ~0.3 at every step
+def ending_sometimes(model, *token_ids: int):
+    """A copy of a random-init ``model`` that samples one of ``token_ids`` with probability ~0.3 at every step
     (its logits are nearly uniform), so replies end on the template's end-of-turn id, not only at max_new_tokens."""
     model = copy.deepcopy(model)
     head = model.get_output_embeddings()
@@ -82,9 +82,24 @@ def ending_sometimes(model, token_id: int):
     with torch.no_grad():
         biased.weight.copy_(head.weight)
         biased.bias.zero_()
-        biased.bias[token_id] = math.log(0.43 * head.out_features)
+        biased.bias[list(token_ids)] = math.log(0.43 * head.out_features / len(token_ids))
     model.set_output_embeddings(biased)
     return model
+
+
+def max_logprob_error(model, played) -> float:
+    """The largest |recorded - teacher-forced| log-prob over the agent's tokens of ``played``, the
+    teacher-forced ones from one uncached forward pass over each trajectory's prompt + completion."""
+    worst = 0.0
+    for t in played:
+        ids = torch.tensor([t.prompt_ids + t.completion_ids])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        forced = logprobs.gather(-1, ids[0, 1:, None])[:, 0][len(t.prompt_ids) - 1:]
+        agent_positions = torch.tensor(t.agent_mask, dtype=torch.bool)
+        error = (forced[agent_positions] - torch.tensor(t.logprobs)[agent_positions]).abs().max().item()
+        worst = max(worst, error)
+    return worst
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -103,18 +118,10 @@ def test_batched_rollouts_record_what_the_model_was_fed(family):
             after = t.completion_ids[end: end + len(close)]
             assert after[: len(close) - sampled_end] == close[sampled_end:]
     assert ended > 0
-    worst = 0.0
     for t in played:
         assert 1 <= t.turns <= 3 and len(t.completion_ids) == len(t.agent_mask) == len(t.logprobs)
         assert replay(t)[-1] == t.messages[-1]["content"]
-        # Recorded log-probs = a teacher-forced forward over prompt + completion, on the agent's tokens.
-        ids = torch.tensor([t.prompt_ids + t.completion_ids])
-        with torch.no_grad():
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-        forced = logprobs.gather(-1, ids[0, 1:, None])[:, 0][len(t.prompt_ids) - 1:]
-        agent_positions = torch.tensor(t.agent_mask, dtype=torch.bool)
-        error = (forced[agent_positions] - torch.tensor(t.logprobs)[agent_positions]).abs().max().item()
-        worst = max(worst, error)
+    worst = max_logprob_error(model, played)
     print(f"{family}: max |log-prob error| {worst:.2e} over {sum(sum(t.agent_mask) for t in played)} agent tokens")
     assert worst < 1e-4
 
