@@ -2,6 +2,7 @@
 
 - ``with_bf16_where_supported``: TRL config defaults with bf16 only where a GPU supports it.
 - ``agent_kwargs``: the ``HFAgent`` options a training config carries for its model's chat template.
+- ``start_model``: the model a run starts from, and the ``peft_config`` TRL gets when it trains LoRA.
 - ``check_launch``: refuses processes launched outside the distributed job the trainer sees.
 - ``HeldOutSuccessCallback``: greedy success on held-out tasks, logged through the trainer.
 - ``TrainingConsole`` + ``use_console``: one progress bar with the live figures in place of the trainer's
@@ -33,6 +34,50 @@ def with_bf16_where_supported(defaults: dict[str, Any], **overrides: Any) -> dic
 def agent_kwargs(config: Any) -> dict[str, Any]:
     """The HFAgent options a training config carries for its model's chat template."""
     return {"chat_template_kwargs": config.chat_template_kwargs, "thinking_budget": config.thinking_budget}
+
+
+def lora_config(settings: Any) -> Any:
+    """``settings`` (a ``LoraSettings``) as TRL's ``peft_config``: the one place they become a peft config."""
+    from interplay.models import require_peft
+
+    peft = require_peft()
+    return peft.LoraConfig(task_type="CAUSAL_LM", r=settings.r, lora_alpha=settings.scale_alpha,
+                           lora_dropout=settings.dropout, target_modules=settings.target_modules)
+
+
+def start_model(config: Any) -> tuple[Any, Any, Any]:
+    """``(model, tokenizer, peft_config)`` a run of ``config`` (``model`` and ``lora`` fields) starts from.
+
+    - No LoRA: the model, an adapter directory merged into its base (all weights train); peft_config None.
+    - LoRA from a full model: that model and ``lora_config(config.lora)``: TRL adds a fresh adapter. The
+      adapter records its base as ``models.portable_name`` gives it ("tiny", a catalogue name, an absolute
+      path), so the saved adapter loads on any machine that resolves that name.
+    - LoRA from an adapter directory: that adapter, trainable, and peft_config None (TRL refuses a second
+      adapter on a PeftModel): the run continues it, so a pipeline's SFT adapter is what GRPO trains, and
+      the output stays one adapter over the original base.
+    """
+    from interplay import models
+
+    if not config.lora.enabled:
+        model, tokenizer = models.load(config.model)
+        return model, tokenizer, None
+    if models.adapter_base(config.model) is None:
+        model, tokenizer = models.load(config.model)
+        model.name_or_path = models.portable_name(config.model)  # what peft records as the base
+        return model, tokenizer, lora_config(config.lora)
+    model, tokenizer = models.load(config.model, adapter="trainable")
+    _check_same_adapter(config, model.peft_config["default"])
+    return model, tokenizer, None
+
+
+def _check_same_adapter(config: Any, saved: Any) -> None:
+    """Refuse LoRA settings that contradict the adapter a run continues (its rank and scale are its own)."""
+    lora = config.lora
+    if (saved.r, float(saved.lora_alpha)) != (lora.r, lora.scale_alpha):
+        raise ValueError(f"{config.model} is a LoRA adapter (r={saved.r}, alpha={saved.lora_alpha:g}) and a LoRA run "
+                         f"continues training it, but this run asks for r={lora.r}, alpha={lora.scale_alpha:g}: set "
+                         f"lora r={saved.r} and alpha={saved.lora_alpha:g} to continue it, or lora r=0 to merge it "
+                         "into its base and train all the weights.")
 
 
 def check_launch(args: Any) -> None:
@@ -213,4 +258,4 @@ def _datasets_progress_bars(enabled: bool | None) -> bool | None:
 
 
 __all__ = ["HeldOutSuccessCallback", "TrainingConsole", "agent_kwargs", "check_launch", "library_output_to",
-           "use_console", "with_bf16_where_supported"]
+           "lora_config", "start_model", "use_console", "with_bf16_where_supported"]

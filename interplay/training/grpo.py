@@ -67,6 +67,7 @@ from interplay.training.common import (
     HeldOutSuccessCallback,
     agent_kwargs,
     check_launch,
+    start_model,
     use_console,
     with_bf16_where_supported,
 )
@@ -506,12 +507,10 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
                        ) -> tuple[CritiqueGRPOTrainer, HeldOutSuccessCallback]:
     """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with); it
     saves the reward shapers' state with each checkpoint (``RewardStateCheckpoints``)."""
-    from interplay import models
-
     check_trl()
     check_launch(args)
     check_multiprocess(args)
-    model, tokenizer = models.load(config.model)
+    model, tokenizer, peft_config = start_model(config)
     if args.use_vllm:
         vllm_reply_args(config, args, tokenizer, model)
     groups_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
@@ -524,7 +523,7 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
                                   rollout_func=make_rollout_func(config),
                                   callbacks=[heldout, RewardStateCheckpoints(reward), *callbacks],
-                                  critique_weight=config.critique_weight)
+                                  critique_weight=config.critique_weight, peft_config=peft_config)
     check_multiprocess(args, trainer.accelerator)  # what accelerate itself set up (a launch config, say)
     heldout.trainer = trainer
     return trainer, heldout
