@@ -291,6 +291,7 @@ def _load_adapter(path: str, base: str, mode: str, **model_kwargs: Any) -> tuple
     model = peft.PeftModel.from_pretrained(model, str(Path(path).expanduser()), is_trainable=mode == "trainable")
     if mode == "merge":
         model = model.merge_and_unload()
+        model.requires_grad_(True)  # peft froze the base; a merged model trains like any loaded one
         model.name_or_path = path  # the merged model is the adapter directory's model
     return model, load_tokenizer(path)
 
