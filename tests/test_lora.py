@@ -3,6 +3,7 @@ sample with it, token for token as TRL scores them; adapter directories that loa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from trl import GRPOConfig, SFTConfig
 
 from interplay import cli, models
 from interplay.agents import HFAgent, from_spec
+from interplay.pipeline import get_preset, run_stage
 from interplay.seeds import task_key
 from interplay.training.common import lora_config
 from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings
@@ -146,6 +148,20 @@ def test_grpo_continues_an_sft_adapter_or_trains_it_merged(tmp_path):
     full = GRPOTrainingConfig(model=str(sft), max_turns=2, max_new_tokens=2, eval_episodes=1)  # r = 0: merged
     train_grpo(full, GRPOConfig(output_dir=str(tmp_path / "full"), **grpo_defaults(**FAST_GRPO)))
     assert (tmp_path / "full" / "config.json").exists() and not (tmp_path / "full" / "adapter_config.json").exists()
+
+
+def test_the_pipeline_chains_a_lora_sft_adapter_into_grpo(tmp_path):
+    base = get_preset("tiny-test")
+    with pytest.raises(ValueError, match="continue the SFT stage's LoRA adapter"):
+        dataclasses.replace(base, sft=dataclasses.replace(base.sft, lora=LoraSettings(r=4)),
+                            grpo=dataclasses.replace(base.grpo, lora=LoraSettings(r=8)))
+    preset = dataclasses.replace(base, sft=dataclasses.replace(base.sft, lora=LoraSettings(r=4)),
+                                 grpo=dataclasses.replace(base.grpo, lora=LoraSettings(r=4)), eval_tasks=2,
+                                 sft_args={**base.sft_args, "max_steps": 1}, grpo_args={**base.grpo_args, "max_steps": 1})
+    for stage in ("sft", "grpo"):
+        result = run_stage(preset, stage, tmp_path, preset.model, progress=False, log=lambda _: None)
+        assert models.adapter_base(result["model"]) == "tiny"  # GRPO trained the SFT adapter on
+    assert json.loads((tmp_path / "checkpoints" / "grpo" / "adapter_config.json").read_text())["r"] == 4
 
 
 def test_a_missing_peft_says_how_to_install_it(monkeypatch):
