@@ -96,6 +96,9 @@ def test_lora_sft_trains_the_adapter_only_and_its_checkpoints_load_and_evaluate(
                      "--max-turns", "2", "--out", str(tmp_path / "eval.json")]) == 0
     assert json.loads((tmp_path / "eval.json").read_text())["n_episodes"] == 2
     capsys.readouterr()
+    from interplay.doctor import diagnose
+
+    assert diagnose(str(tmp_path))["family"] == "llama"  # the base's configs
 
 
 def test_lora_grpo_samples_with_the_adapter_as_trl_scores_it_and_trains_only_the_adapter(tmp_path):
