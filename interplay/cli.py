@@ -192,7 +192,6 @@ def _exploration_value(text: str) -> Any:
 def _add_config_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     """One ``--field-name`` flag per field of an interplay config dataclass (default None: unset); the fields
     of a nested ``LoraSettings`` as ``--lora-<field>`` (``prefix``), help from their metadata."""
-    import dataclasses
     import types
     import typing
 
