@@ -266,8 +266,8 @@ def load(name_or_path: str | os.PathLike = TINY, *, adapter: str = "merge", **mo
     ``adapter`` says what an adapter directory becomes (anything else ignores it):
 
     - ``"merge"`` (default): base + adapter merged into a plain model (``merge_and_unload``). The logits
-      are the adapted model's, and sampling is faster than through the adapter's extra matrix products,
-      so this is what evaluation and ``HFAgent`` use.
+      are the adapted model's (to float rounding: bf16 weights round once more when merged), and sampling
+      skips the adapter's extra matrix products, so this is what evaluation and ``HFAgent`` use.
     - ``"active"``: a ``peft.PeftModel`` with the adapter on, frozen.
     - ``"trainable"``: a ``peft.PeftModel`` whose adapter trains further (how a LoRA run continues one).
     """
