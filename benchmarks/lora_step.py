@@ -1,7 +1,8 @@
 """GRPO step time with and without LoRA on one model: the same episodes' shape, batch and optimizer.
 
 Each run builds a fresh trainer (``build_grpo_trainer``) and trains ``--steps`` + 1 steps; the first is a
-warm-up. Printed per run: the median wall seconds per optimizer step, the part spent in TRL's ``_generate``
+warm-up. Printed per run: the median wall seconds per optimizer step (and this process's CPU seconds, less
+sensitive to other load on a shared machine), the part spent in TRL's ``_generate``
 (interplay's rollout: the episodes, sampled with the adapter on where there is one) and the rest (log-probs,
 loss, backward, optimizer), and the trainable parameters.
 
@@ -42,10 +43,10 @@ def run(args: argparse.Namespace, lora: LoraSettings) -> dict[str, float]:
         trainer.add_callback(clock)
         records = record_generation(trainer)
         trainer.train()
-    step = statistics.median(clock.wall[1:])
+    step, cpu = statistics.median(clock.wall[1:]), statistics.median(clock.cpu[1:])
     generate = statistics.median(r["seconds"] for r in records[1:])
     sampled = statistics.mean(n for r in records[1:] for n in r["sampled"])
-    return {"step": step, "generate": generate, "rest": step - generate, "trainable": trainable, "sampled": sampled}
+    return {"step": step, "cpu": cpu, "generate": generate, "rest": step - generate, "trainable": trainable, "sampled": sampled}
 
 
 def main() -> None:
@@ -67,7 +68,7 @@ def main() -> None:
         if args.only in (None, name):
             torch.manual_seed(0)
             result = run(args, lora)
-            print(f"{name} (lora r={lora.r}): {result['step']:.1f} s/step = generation {result['generate']:.1f} s + "
+            print(f"{name} (lora r={lora.r}): {result['step']:.1f} s/step (cpu {result['cpu']:.1f} s) = generation {result['generate']:.1f} s + "
                   f"rest {result['rest']:.1f} s; {result['sampled']:.0f} sampled tokens per episode; "
                   f"{result['trainable']:,} trainable parameters", flush=True)
 
