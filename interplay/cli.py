@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -195,34 +196,55 @@ def _exploration_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _add_config_fields(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--field-name`` flag per field of an interplay config dataclass (default None: unset)."""
-    import dataclasses
+def _add_config_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """One ``--field-name`` flag per field of an interplay config dataclass (default None: unset); the fields
+    of a nested ``LoraSettings`` as ``--lora-<field>`` (``prefix``), help from their metadata."""
     import types
     import typing
 
+    from interplay.training.config import LoraSettings
     from interplay.training.exploration import SHAPERS, ExplorationConfig
 
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
+        if hint is LoraSettings:
+            _add_config_fields(parser, LoraSettings, prefix=f"{f.name}_")
+            continue
         # `int | None` -> int; a generic like dict[str, Any] is itself the kind (never its args).
         kinds = [k for k in typing.get_args(hint) if k is not type(None)] if typing.get_origin(hint) in (
             typing.Union, types.UnionType) else [hint]
         kind = kinds[0] if kinds[0] in (int, float, str) else _json_value
         default = f.default if f.default is not dataclasses.MISSING else "{}"
         text = f"(default: {default})" + (" JSON" if kind is _json_value else "")
+        if "help" in f.metadata:
+            text = f.metadata["help"]
         if kinds[0] is ExplorationConfig:
             kind = _exploration_value
             text = (f"reward shapers per GRPO group, from {', '.join(SHAPERS)}: comma-separated "
                     "name[:weight][:key=value...], e.g. 'outcome_count:0.1,pkpo:k=4', or JSON "
                     "'{\"methods\": [...], \"weights\": {...}, \"params\": {...}}' (default: none)")
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=text)
+        name = prefix + f.name
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=text)
+
+
+def _lora_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with its flat ``lora_<field>`` entries (flags, or YAML keys written like them) folded into
+    one ``lora`` dict over the ``lora`` mapping it may already hold."""
+    from interplay.training.config import LoraSettings
+
+    out = {k: v for k, v in values.items() if not k.startswith("lora_")}
+    flat = {k[len("lora_"):]: v for k, v in values.items() if k.startswith("lora_") and v is not None}
+    if flat:
+        unknown = set(flat) - {f.name for f in dataclasses.fields(LoraSettings)}
+        if unknown:
+            raise SystemExit(f"unknown LoRA fields {sorted('lora_' + k for k in unknown)}; accepted: lora_r, "
+                             "lora_alpha, lora_target_modules, lora_dropout.")
+        out["lora"] = {**dataclasses.asdict(LoraSettings.of(values.get("lora"))), **flat}
+    return out
 
 
 def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    import dataclasses
-
     from transformers import HfArgumentParser
 
     ours, trl_class, defaults, train = _stage(args.stage)
@@ -235,13 +257,14 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
             from_file = yaml.safe_load(f) or {}
         if not isinstance(from_file, dict):
             raise SystemExit(f"--config {args.config}: expected a mapping of field: value, got {type(from_file).__name__}.")
+    from_file = _lora_fields(from_file)
     trl_names = {f.name for f in dataclasses.fields(trl_class)}
     unknown = sorted(set(from_file) - names - trl_names)
     if unknown:
         raise SystemExit(f"--config {args.config}: unknown fields {unknown}; accepted: the fields of "
                          f"{ours.__name__} ({', '.join(sorted(names))}) and of TRL's {trl_class.__name__}.")
-    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    config = ours(**{**{k: v for k, v in from_file.items() if k in names}, **given})
+    flags = {k: v for k, v in vars(args).items() if (k in names or k.startswith("lora_")) and v is not None}
+    config = ours(**_lora_fields({**{k: v for k, v in from_file.items() if k in names}, **flags}))
     hf = HfArgumentParser(trl_class)
     hf.set_defaults(**{**defaults, **{k: v for k, v in from_file.items() if k in trl_names}})
     trl_args, rest = hf.parse_args_into_dataclasses(list(extra), return_remaining_strings=True)

@@ -38,7 +38,7 @@ def _load_configs(name: str) -> tuple[Any, Any, Any]:
     from interplay import models
 
     tokenizer = models.load_tokenizer(name)
-    path = models.resolve(name)
+    path = models.resolve(models.weights_root(name))  # a LoRA adapter directory: its base's configs
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError):  # a tokenizer-only directory: the family stays unknown

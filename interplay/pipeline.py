@@ -69,6 +69,9 @@ class Preset:
         grpo: the config of both RL stages. ``env``, ``env_kwargs``, ``max_new_tokens`` and ``max_turns``
             must equal ``sft``'s, and ``seed_start`` must be past SFT's training seeds (both checked); its
             ``model`` is not used (the RL stages start from the SFT checkpoint), nor its ``exploration``.
+            LoRA (``lora`` of both configs): a LoRA SFT stage saves an adapter; RL stages with LoRA too
+            continue training that adapter (same rank and alpha, checked), RL stages without merge it into
+            the base and train all the weights (``interplay.training.common.start_model``).
         grpo_args: TRL ``GRPOConfig`` kwargs on top of the GRPO defaults (``max_steps`` and
             ``per_device_train_batch_size`` required), the same budget for both RL stages.
         exploration: what ``grpo_explore`` adds to ``grpo``; nothing else differs between the RL stages.
@@ -109,6 +112,12 @@ class Preset:
         if differ:
             raise ValueError(f"preset {self.name!r}: sft and grpo must play the same task, but their "
                              f"{', '.join(differ)} differ.")
+        sft_lora, grpo_lora = self.sft.lora, self.grpo.lora
+        if sft_lora.enabled and grpo_lora.enabled and (sft_lora.r, sft_lora.scale_alpha) != (grpo_lora.r,
+                                                                                              grpo_lora.scale_alpha):
+            raise ValueError(f"preset {self.name!r}: the RL stages continue the SFT stage's LoRA adapter, so their "
+                             f"lora r and alpha must be SFT's ({sft_lora.r}, {sft_lora.scale_alpha:g}); got "
+                             f"{grpo_lora.r}, {grpo_lora.scale_alpha:g}. (grpo lora r=0: merge it, train all weights.)")
         for stage, args in (("sft", self.sft_args), ("grpo", self.grpo_args)):
             missing = {"max_steps", "per_device_train_batch_size"} - set(args)
             if missing:

@@ -3,7 +3,7 @@ batch of replies out; ``agent.start(n)`` gives a session that keeps per-episode 
 
 ``from_spec(name)`` builds an agent from a command-line name: "expert", "random", "human",
 "openai:MODEL" (an OpenAI-compatible endpoint), "vllm:MODEL" (vLLM, on a CUDA machine with the vllm
-extra), or anything ``interplay.models.load`` accepts.
+extra), or anything ``interplay.models.load`` accepts (a LoRA adapter directory: merged into its base).
 """
 
 from __future__ import annotations

@@ -25,14 +25,24 @@ from interplay.agents.tokens import SampledReply, TokenSession, pad_batch
 def _dropout_active(model: Any) -> bool:
     config = model.config
     rates = [getattr(config, k, 0.0) or 0.0 for k in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop")]
+    rates += [getattr(adapter, "lora_dropout", 0.0) or 0.0 for adapter in getattr(model, "peft_config", {}).values()]
     return model.training and any(float(r) > 0 for r in rates)
+
+
+def _forward_signature(model: Any) -> inspect.Signature:
+    """The signature of the transformers model's own forward: a ``peft.PeftModel`` passes its keyword
+    arguments on through ``**kwargs``, which names none of them."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inspect.signature(inner.forward)
 
 
 class HFAgent(Agent):
     """Samples replies from a Hugging Face causal LM.
 
     Args:
-        model: a loaded model, or a name for ``interplay.models.load`` ("tiny", a path, an HF id).
+        model: a loaded model (a ``peft.PeftModel`` samples with its adapter on), or a name for
+            ``interplay.models.load`` ("tiny", a path, an HF id; a LoRA adapter directory loads merged into
+            its base: the same logits as base + adapter, and faster sampling).
         tokenizer: required with a loaded model; loaded alongside a named one.
         temperature: 0 means greedy. top_p (1.0 = off), top_k (0 = off): nucleus / top-k filtering.
         max_new_tokens: per reply. stop: strings that end a reply (kept in its text) besides the stop ids.
@@ -113,7 +123,7 @@ class HFAgent(Agent):
         pads = [tokenizer.pad_token_id, getattr(generation, "pad_token_id", None), *sorted(self.encoder.stop_ids)]
         self.pad_id = next(int(i) for i in pads if isinstance(i, int))
         # transformers >= 5.24 renamed `past_key_values` to `cache`; looked up once, not per token.
-        self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self.cache_kwarg = "cache" if "cache" in _forward_signature(model).parameters else "past_key_values"
         self.model_seconds = 0.0  # time spent in forward passes and sampling (benchmarks read it)
 
     def _thinking_ids(self) -> tuple[int, int, list[int]]:

@@ -10,6 +10,10 @@ ordinary Hugging Face checkpoint directory, which ``AutoModelForCausalLM`` / ``A
 load like any other. ``load("tiny")`` builds it once and caches it; any other name is an HF id or
 a local path.
 
+A LoRA adapter directory (``adapter_config.json``, as LoRA training saves it) loads as its base
+model (``base_model_name_or_path``: "tiny", a catalogue name, a path, an HF id, or another adapter
+directory) with the adapter on top; see ``load`` for merged or live adapters.
+
 The chat template puts two special tokens around every message and one as the generation prompt:
 ``<|user|>hello<|end|><|assistant|>`` — 3 tokens of overhead per environment turn, and the
 assistant's reply ends with ``<|end|>``, which is also the eos token.
@@ -192,27 +196,105 @@ def _from_pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
         ) from error
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_MODES = ("merge", "active", "trainable")
+
+
+def require_peft() -> Any:
+    """The ``peft`` module, or an error that says how to install it."""
+    try:
+        import peft
+    except ImportError as error:
+        raise RuntimeError("LoRA adapters need peft: pip install 'interplay[lora]'") from error
+    return peft
+
+
+def adapter_base(name_or_path: str | os.PathLike) -> str | None:
+    """The base model of a LoRA adapter directory (its ``base_model_name_or_path``); None for anything else."""
+    config = Path(resolve(name_or_path)).expanduser() / ADAPTER_CONFIG
+    if not config.is_file():
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config} names no base_model_name_or_path: write the base model's name or path there.")
+    return str(base)
+
+
+def weights_root(name_or_path: str | os.PathLike) -> str:
+    """The full checkpoint under a chain of adapter directories (``name_or_path`` itself when it is not one)."""
+    name, seen = str(name_or_path), set()
+    while (base := adapter_base(name)) is not None:
+        if name in seen:
+            raise ValueError(f"adapter directory {name} is its own base (base_model_name_or_path loops).")
+        seen.add(name)
+        name = base
+    return name
+
+
+def portable_name(name_or_path: str | os.PathLike) -> str:
+    """How an adapter should record its base: "tiny" and catalogue names as they are (they resolve on any
+    machine), a local directory as an absolute path, anything else (an HF id) unchanged."""
+    from interplay.models import catalogue
+
+    name = str(name_or_path)
+    if name == TINY or catalogue.is_catalogued(name):
+        return name
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
+
+
 def load_tokenizer(name_or_path: str | os.PathLike = TINY) -> Any:
-    """The tokenizer of ``load(name_or_path)``, without loading the model."""
+    """The tokenizer of ``load(name_or_path)``, without loading the model (an adapter directory without
+    tokenizer files: its base's)."""
     from transformers import AutoTokenizer
 
-    tokenizer = _from_pretrained(AutoTokenizer, resolve(name_or_path))
+    path = resolve(name_or_path)
+    if adapter_base(path) is not None and not (Path(path).expanduser() / "tokenizer_config.json").is_file():
+        return load_tokenizer(adapter_base(path))
+    tokenizer = _from_pretrained(AutoTokenizer, path)
     if tokenizer.pad_token is None:  # batched generation left-pads
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def load(name_or_path: str | os.PathLike = TINY, **model_kwargs: Any) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for ``"tiny"``, a checkpoint directory, or a Hugging Face id.
+def load(name_or_path: str | os.PathLike = TINY, *, adapter: str = "merge", **model_kwargs: Any) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for ``"tiny"``, a catalogue name, a checkpoint directory, an HF id, or a LoRA
+    adapter directory.
 
     ``model_kwargs`` go to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``dtype=torch.bfloat16``).
+
+    ``adapter`` says what an adapter directory becomes (anything else ignores it):
+
+    - ``"merge"`` (default): base + adapter merged into a plain model (``merge_and_unload``). The logits
+      are the adapted model's (to float rounding: bf16 weights round once more when merged), and sampling
+      skips the adapter's extra matrix products, so this is what evaluation and ``HFAgent`` use.
+    - ``"active"``: a ``peft.PeftModel`` with the adapter on, frozen.
+    - ``"trainable"``: a ``peft.PeftModel`` whose adapter trains further (how a LoRA run continues one).
     """
     from transformers import AutoModelForCausalLM
 
+    if adapter not in ADAPTER_MODES:
+        raise ValueError(f"adapter must be one of {ADAPTER_MODES}, got {adapter!r}.")
     path = resolve(name_or_path)
+    base = adapter_base(path)
+    if base is not None:
+        return _load_adapter(path, base, adapter, **model_kwargs)
     tokenizer = load_tokenizer(path)
     model = _from_pretrained(AutoModelForCausalLM, path, **model_kwargs)
     return model, tokenizer
 
 
-__all__ = ["TINY", "TinyConfig", "build_tiny", "build_tokenizer", "cached_checkpoint", "load", "load_tokenizer", "tiny_path"]
+def _load_adapter(path: str, base: str, mode: str, **model_kwargs: Any) -> tuple[Any, Any]:
+    """The base model (itself loaded merged, should it be an adapter too) with the adapter at ``path``."""
+    peft = require_peft()
+    model, _ = load(base, **model_kwargs)
+    model = peft.PeftModel.from_pretrained(model, str(Path(path).expanduser()), is_trainable=mode == "trainable")
+    if mode == "merge":
+        model = model.merge_and_unload()
+        model.requires_grad_(True)  # peft froze the base; a merged model trains like any loaded one
+        model.name_or_path = path  # the merged model is the adapter directory's model
+    return model, load_tokenizer(path)
+
+
+__all__ = ["ADAPTER_CONFIG", "TINY", "TinyConfig", "adapter_base", "build_tiny", "build_tokenizer", "cached_checkpoint", "load",
+           "load_tokenizer", "portable_name", "require_peft", "tiny_path", "weights_root"]

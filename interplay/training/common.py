@@ -2,6 +2,7 @@
 
 - ``with_bf16_where_supported``: TRL config defaults with bf16 only where a GPU supports it.
 - ``agent_kwargs``: the ``HFAgent`` options a training config carries for its model's chat template.
+- ``start_model``: the model a run starts from, and the ``peft_config`` TRL gets when it trains LoRA.
 - ``check_launch``: refuses processes launched outside the distributed job the trainer sees.
 - ``HeldOutSuccessCallback``: greedy success on held-out tasks, logged through the trainer.
 - ``TrainingConsole`` + ``use_console``: one progress bar with the live figures in place of the trainer's
@@ -18,7 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from transformers import TrainerCallback
 
@@ -33,6 +34,84 @@ def with_bf16_where_supported(defaults: dict[str, Any], **overrides: Any) -> dic
 def agent_kwargs(config: Any) -> dict[str, Any]:
     """The HFAgent options a training config carries for its model's chat template."""
     return {"chat_template_kwargs": config.chat_template_kwargs, "thinking_budget": config.thinking_budget}
+
+
+def lora_config(settings: Any) -> Any:
+    """``settings`` (a ``LoraSettings``) as TRL's ``peft_config``: the one place they become a peft config."""
+    from interplay.models import require_peft
+
+    peft = require_peft()
+    return peft.LoraConfig(task_type="CAUSAL_LM", r=settings.r, lora_alpha=settings.scale_alpha,
+                           lora_dropout=settings.dropout, target_modules=settings.target_modules)
+
+
+class StartModel(NamedTuple):
+    """What a run starts from (``start_model``)."""
+
+    model: Any
+    tokenizer: Any
+    peft_config: Any  # for TRL: a fresh adapter to add, or None
+    adapters: AdapterBase | None  # a callback that writes the saved adapters' base name; None without LoRA
+
+
+def start_model(config: Any) -> StartModel:
+    """The model, tokenizer and ``peft_config`` a run of ``config`` (``model`` and ``lora`` fields) starts from.
+
+    - No LoRA: the model, an adapter directory merged into its base (all weights train); peft_config None.
+    - LoRA from a full model: that model and ``lora_config(config.lora)``: TRL adds a fresh adapter.
+    - LoRA from an adapter directory: that adapter, trainable, and peft_config None (TRL refuses a second
+      adapter on a PeftModel): the run continues it, so a pipeline's SFT adapter is what GRPO trains, and
+      the output stays one adapter over the original base.
+
+    With LoRA, the saved adapters name their base as ``models.portable_name`` gives it ("tiny", a catalogue
+    name, an absolute path; ``AdapterBase``), so that they load wherever that name resolves.
+    """
+    from interplay import models
+
+    if not config.lora.enabled:
+        model, tokenizer = models.load(config.model)
+        return StartModel(model, tokenizer, None, None)
+    base = models.adapter_base(config.model)
+    if base is None:
+        model, tokenizer = models.load(config.model)
+        return StartModel(model, tokenizer, lora_config(config.lora), AdapterBase(models.portable_name(config.model)))
+    model, tokenizer = models.load(config.model, adapter="trainable")
+    saved = model.peft_config["default"]
+    _check_same_adapter(config, saved)
+    # While training, the base is the local checkpoint: peft looks for its config.json when it saves and
+    # would ask the model hub about a bare name like "tiny".
+    saved.base_model_name_or_path = models.resolve(models.weights_root(base))
+    return StartModel(model, tokenizer, None, AdapterBase(models.portable_name(base)))
+
+
+class AdapterBase(TrainerCallback):
+    """Names ``base`` as the base model in the ``adapter_config.json`` of every checkpoint the trainer saves
+    (``write`` does it for the final output directory)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def write(self, folder: str | Path) -> None:
+        path = Path(folder) / "adapter_config.json"
+        if path.is_file():
+            config = json.loads(path.read_text())
+            path.write_text(json.dumps({**config, "base_model_name_or_path": self.base}, indent=2, sort_keys=True))
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        if state.is_world_process_zero:
+            self.write(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
+
+def _check_same_adapter(config: Any, saved: Any) -> None:
+    """Refuse LoRA settings that contradict the adapter a run continues (its rank and scale are its own)."""
+    lora = config.lora
+    if (saved.r, float(saved.lora_alpha)) != (lora.r, lora.scale_alpha):
+        raise ValueError(f"{config.model} is a LoRA adapter (r={saved.r}, alpha={saved.lora_alpha:g}) and a LoRA run "
+                         f"continues training it, but this run asks for r={lora.r}, alpha={lora.scale_alpha:g}: set "
+                         f"lora r={saved.r} and alpha={saved.lora_alpha:g} to continue it, or lora r=0 to merge it "
+                         "into its base and train all the weights.")
 
 
 def check_launch(args: Any) -> None:
@@ -212,5 +291,5 @@ def _datasets_progress_bars(enabled: bool | None) -> bool | None:
     return ds_logging.is_progress_bar_enabled()
 
 
-__all__ = ["HeldOutSuccessCallback", "TrainingConsole", "agent_kwargs", "check_launch", "library_output_to",
-           "use_console", "with_bf16_where_supported"]
+__all__ = ["AdapterBase", "HeldOutSuccessCallback", "StartModel", "TrainingConsole", "agent_kwargs", "check_launch", "library_output_to",
+           "lora_config", "start_model", "use_console", "with_bf16_where_supported"]

@@ -11,6 +11,67 @@ from typing import Any
 from interplay.seeds import TRAIN_SEED_START, check_train_seeds
 from interplay.training.exploration import ExplorationConfig
 
+#: Projections ``LoraSettings.target_modules`` may name in Llama-, Qwen- and Gemma-style models.
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraSettings:
+    """A LoRA adapter to train instead of all the weights (``r`` > 0), given to TRL as its ``peft_config``.
+
+    Starting from a model that is itself an adapter directory (an SFT run's LoRA output, say), a LoRA run
+    trains that adapter further (its own rank, scale and modules; settings that disagree are refused), and a
+    run with ``r`` = 0 merges it into its base and trains all the weights. Needs ``pip install 'interplay[lora]'``.
+    """
+
+    r: int = field(default=0, metadata={"help": "LoRA rank; 0 (default) trains all the weights instead"})
+    alpha: float | None = field(default=None, metadata={
+        "help": "LoRA scale numerator: the update is alpha/r x B A (default: 2r, a scale of 2 at any rank)"})
+    target_modules: str | list[str] = field(default="all-linear", metadata={
+        "help": "modules that get an adapter: 'all-linear' (default: every linear layer but the output head) or "
+                f"comma-separated names, e.g. '{','.join(LLAMA_PROJECTIONS[:4])}'"})
+    dropout: float = field(default=0.0, metadata={
+        "help": "dropout on the adapter's input while training (default 0; GRPO's rollouts would sample with it)"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, str) and self.target_modules != "all-linear":
+            # peft reads a string as a regex over full module paths; names are what users mean.
+            self.target_modules = [name.strip() for name in self.target_modules.split(",") if name.strip()]
+        if not isinstance(self.r, int) or self.r < 0:
+            raise ValueError(f"lora r must be an integer >= 0 (0: no LoRA), got {self.r!r}.")
+        if self.alpha is not None and not self.alpha > 0:
+            raise ValueError(f"lora alpha must be > 0 (or None: 2 x r), got {self.alpha!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout!r}.")
+        if not self.target_modules:
+            raise ValueError("lora target_modules is empty: give 'all-linear' or module names, e.g. 'q_proj,v_proj'.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.r > 0
+
+    @property
+    def scale_alpha(self) -> float:
+        """``alpha``, or its default 2 x r."""
+        return float(self.alpha) if self.alpha is not None else 2.0 * self.r
+
+    @classmethod
+    def of(cls, value: LoraSettings | dict[str, Any] | int | None) -> LoraSettings:
+        """A ``LoraSettings`` from what a config field may hold: itself, a dict of its fields (YAML/JSON),
+        a rank, or None (off)."""
+        if isinstance(value, LoraSettings):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(r=value)
+        if isinstance(value, dict):
+            unknown = set(value) - {"r", "alpha", "target_modules", "dropout"}
+            if unknown:
+                raise ValueError(f"lora: unknown fields {sorted(unknown)}; accepted: r, alpha, target_modules, dropout.")
+            return cls(**value)
+        raise TypeError(f"lora must be LoraSettings, a dict of its fields, a rank or None, got {value!r:.80}.")
+
 
 @dataclass
 class ImitationConfig:
@@ -38,6 +99,8 @@ class ImitationConfig:
             (Qwen3), for the expert data and whenever the learner plays.
         thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
             inserted when the learner plays (None: no limit).
+        lora: a LoRA adapter to train instead of all the weights (``LoraSettings``; a dict of its fields in
+            YAML, ``--lora-r`` etc. on the command line); the output directory then holds the adapter.
     """
 
     env: str = "interplay/Maze-4x4-v0"
@@ -56,8 +119,10 @@ class ImitationConfig:
     max_new_tokens: int = 16
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking_budget: int | None = None
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
+        self.lora = LoraSettings.of(self.lora)
         if self.mode not in ("offline", "dagger"):
             raise ValueError(f"mode must be 'offline' or 'dagger', got {self.mode!r}.")
         for name in ("episodes", "dagger_episodes", "eval_episodes", "max_new_tokens"):
@@ -100,6 +165,8 @@ class GRPOTrainingConfig:
         chat_template_kwargs: passed to the model's chat template, e.g. ``{"enable_thinking": false}`` (Qwen3).
         thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
             inserted (None: no limit).
+        lora: a LoRA adapter to train instead of all the weights (``LoraSettings``); the rollouts sample
+            with it on, and the output directory and checkpoints hold the adapter.
     """
 
     env: str = "interplay/Maze-4x4-v0"
@@ -116,8 +183,10 @@ class GRPOTrainingConfig:
     critique_weight: float = 0.0
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking_budget: int | None = None
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
+        self.lora = LoraSettings.of(self.lora)
         if not 0.0 < self.discount <= 1.0:
             raise ValueError(f"discount must be in (0, 1], got {self.discount!r}.")
         if self.tasks is not None and self.tasks < 1:

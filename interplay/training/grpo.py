@@ -64,9 +64,11 @@ from interplay.agents.tokens import pad_batch
 from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.seeds import parse_task_key, task_key, train_seeds
 from interplay.training.common import (
+    AdapterBase,
     HeldOutSuccessCallback,
     agent_kwargs,
     check_launch,
+    start_model,
     use_console,
     with_bf16_where_supported,
 )
@@ -506,12 +508,10 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
                        ) -> tuple[CritiqueGRPOTrainer, HeldOutSuccessCallback]:
     """A ``GRPOTrainer`` wired for multi-turn episodes (plus the held-out success callback it logs with); it
     saves the reward shapers' state with each checkpoint (``RewardStateCheckpoints``)."""
-    from interplay import models
-
     check_trl()
     check_launch(args)
     check_multiprocess(args)
-    model, tokenizer = models.load(config.model)
+    model, tokenizer, peft_config, adapters = start_model(config)
     if args.use_vllm:
         vllm_reply_args(config, args, tokenizer, model)
     groups_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
@@ -523,8 +523,9 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
     trainer = CritiqueGRPOTrainer(model=model, reward_funcs=reward, args=args,
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
                                   rollout_func=make_rollout_func(config),
-                                  callbacks=[heldout, RewardStateCheckpoints(reward), *callbacks],
-                                  critique_weight=config.critique_weight)
+                                  callbacks=[heldout, RewardStateCheckpoints(reward), *([adapters] if adapters else []),
+                                             *callbacks],
+                                  critique_weight=config.critique_weight, peft_config=peft_config)
     check_multiprocess(args, trainer.accelerator)  # what accelerate itself set up (a launch config, say)
     heldout.trainer = trainer
     return trainer, heldout
@@ -548,4 +549,7 @@ def train_grpo(config: GRPOTrainingConfig, args: GRPOConfig, resume: str | bool 
         restore_reward_state(trainer, checkpoint)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output_dir)
+    adapters = next((c for c in trainer.callback_handler.callbacks if isinstance(c, AdapterBase)), None)
+    if adapters is not None and trainer.is_world_process_zero():
+        adapters.write(args.output_dir)
     return GRPOResult(args.output_dir, heldout.results, list(trainer.state.log_history), time.perf_counter() - started)

@@ -37,6 +37,7 @@ from interplay.training.common import (
     HeldOutSuccessCallback,
     agent_kwargs,
     check_launch,
+    start_model,
     use_console,
     with_bf16_where_supported,
 )
@@ -179,16 +180,14 @@ def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool
     """
     from datasets import Dataset
 
-    from interplay import models
-
     started = time.perf_counter()
     check_launch(args)
-    model, tokenizer = models.load(config.model)
+    model, tokenizer, peft_config, adapters = start_model(config)
     rows = sequence_rows(expert_dataset(config, tokenizer, progress=progress))
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes,
                                      config.eval_every, config.max_turns, config.max_new_tokens, agent_kwargs(config))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         callbacks=[heldout, *callbacks])
+                         callbacks=[heldout, *([adapters] if adapters else []), *callbacks], peft_config=peft_config)
     use_console(trainer, console)
     heldout.trainer = trainer
     trainer.train(resume_from_checkpoint=resume)
@@ -196,6 +195,8 @@ def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool
     if config.mode == "dagger":
         history += _dagger(config, trainer, rows, heldout, progress)
     trainer.save_model(args.output_dir)
+    if adapters is not None and trainer.is_world_process_zero():
+        adapters.write(args.output_dir)
     return ImitationResult(args.output_dir, heldout.results, history, trainer.train_dataset.num_rows,
                            time.perf_counter() - started)
 
