@@ -100,6 +100,9 @@ class GRPOTrainingConfig:
         chat_template_kwargs: passed to the model's chat template, e.g. ``{"enable_thinking": false}`` (Qwen3).
         thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
             inserted (None: no limit).
+        fused_lm_head: per-token log-probs through TRL's fused LM head (True: less memory) or the model's own
+            logits over the completion positions (False: faster without a GPU); None (default): fused on a
+            GPU only (``interplay.training.grpo.CritiqueGRPOTrainer``).
     """
 
     env: str = "interplay/Maze-4x4-v0"
@@ -116,6 +119,7 @@ class GRPOTrainingConfig:
     critique_weight: float = 0.0
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking_budget: int | None = None
+    fused_lm_head: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount <= 1.0:
