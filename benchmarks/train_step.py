@@ -69,11 +69,11 @@ def record_generation(trainer: GRPOTrainer) -> list[dict]:
     generate = trainer._generate
 
     def timed(prompts):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = generate(prompts)
         prompt_ids, completion_ids, mask = result[0], result[1], result[2]
         sampled = [sum(m) for m in mask] if mask is not None else [len(c) for c in completion_ids]
-        records.append({"seconds": time.perf_counter() - started, "prompt": [len(p) for p in prompt_ids],
+        records.append({"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "prompt": [len(p) for p in prompt_ids],
                         "completion": [len(c) for c in completion_ids], "sampled": sampled})
         return result
 
@@ -98,6 +98,7 @@ def measure(trainer: GRPOTrainer) -> dict[str, float]:
         "step": statistics.median(clock.wall[1:]),
         "cpu": statistics.median(clock.cpu[1:]),
         "generate": statistics.median(r["seconds"] for r in measured),
+        "generate_cpu": statistics.median(r["cpu"] for r in measured),
     }
 
 
@@ -138,19 +139,25 @@ def forward_backward(model_name: str, batch: int, width: int, repeats: int) -> d
 def plain(args: argparse.Namespace, common: dict, out: str) -> None:
     """The real-model mode (``--plain``): the GRPO step against a plain forward+backward of the same shape."""
     config = GRPOTrainingConfig(env=args.env, env_kwargs=args.env_kwargs, model=args.model, max_turns=args.max_turns,
-                                max_new_tokens=args.max_new_tokens, eval_episodes=1)
+                                max_new_tokens=args.max_new_tokens, eval_episodes=1, fused_lm_head=args.fused_lm_head)
     trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=out, **common))
+    fused = trainer.fused_lm_head
     grpo = measure(trainer)
     del trainer
     width = round(grpo["width"])
     fb = forward_backward(args.model, args.batch, width, args.steps)
     print(f"{args.model}, {torch.get_num_threads()} thread(s); GRPO on {args.env} {json.dumps(args.env_kwargs)}: "
           f"{args.batch} episodes per step (groups of {args.group}), <= {args.max_turns} turns, <= "
-          f"{args.max_new_tokens} new tokens per reply; median of {args.steps} step(s) after a warm-up")
+          f"{args.max_new_tokens} new tokens per reply; median of {args.steps} step(s) after a warm-up; "
+          f"log-probs from {'TRL fused LM head' if fused else 'the model logits'}")
     print(f"GRPO step: {grpo['sequences']} sequences, mean total {grpo['total']:.1f} tokens, padded width {width} "
           f"({args.batch * width} tokens); {grpo['step']:.2f} s/step (cpu {grpo['cpu']:.2f}), of which generation "
-          f"{grpo['generate']:.2f} s, rest {grpo['step'] - grpo['generate']:.2f} s")
+          f"{grpo['generate']:.2f} s (cpu {grpo['generate_cpu']:.2f}), rest {grpo['step'] - grpo['generate']:.2f} s (cpu "
+          f"{grpo['cpu'] - grpo['generate_cpu']:.2f})")
     print(f"plain forward+backward, {args.batch} x {width}: {fb['step']:.2f} s (cpu {fb['cpu']:.2f})")
+    # CPU seconds (one thread) hold up better than wall seconds on a machine shared with other work.
+    print(f"cpu_rest_over_forward_backward={(grpo['cpu'] - grpo['generate_cpu']) / fb['cpu']:.3f}")
+    print(f"cpu_grpo_step_over_forward_backward={grpo['cpu'] / fb['cpu']:.3f}")
     print(f"rest_over_forward_backward={(grpo['step'] - grpo['generate']) / fb['step']:.3f}")
     print(f"grpo_step_over_forward_backward={grpo['step'] / fb['step']:.3f}")
 
@@ -160,6 +167,8 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="'tiny', a catalogue name (smollm2-135m) or a checkpoint")
     parser.add_argument("--plain", action="store_true",
                         help="compare with a plain forward+backward of the same shape (the real-model mode)")
+    parser.add_argument("--fused-lm-head", type=json.loads, default=None,
+                        help="GRPOTrainingConfig.fused_lm_head: true, false (default: null, fused on a GPU only)")
     parser.add_argument("--env", default=None, help="default: interplay/Maze-v0 (interplay/MathFeedback-v0 with --plain)")
     parser.add_argument("--env-kwargs", type=json.loads, default=None, help="JSON (default with --plain: difficulty 1)")
     parser.add_argument("--steps", type=int, default=None, help="measured steps (one more runs as warm-up); default 5 "
