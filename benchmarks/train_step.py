@@ -18,11 +18,20 @@ Steps are timed by a callback (wall and this process's CPU time; the median of t
 other load on a shared machine), generation separately (TRL's ``_generate``, the rollout included). The first
 step of each run is a warm-up and is not counted. The last line is ``multiturn_over_singleturn=<ratio>`` of
 median wall seconds per optimizer step against the same-shape single-turn run (target <= 1.2).
+
+``--plain`` (the real-model mode, e.g. ``--model smollm2-135m --plain``): the multi-turn GRPO step against a plain
+forward+backward of the same model (``model(input_ids, labels=input_ids).loss.backward()``, the model's own LM head
+and loss) over tensors of the same shape: the GRPO batch × the padded width of its generation batches. Its defaults
+are the issue's settings: MathFeedback-v0 at difficulty 1, 8 episodes per step in groups of 4, 64 new tokens per
+reply, at most 4 turns, 1 measured step after the warm-up. The last line is
+``grpo_step_over_forward_backward=<ratio>`` of median wall seconds (target <= 2; the GRPO step includes playing the
+episodes, which the plain pass does not).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -60,11 +69,11 @@ def record_generation(trainer: GRPOTrainer) -> list[dict]:
     generate = trainer._generate
 
     def timed(prompts):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = generate(prompts)
         prompt_ids, completion_ids, mask = result[0], result[1], result[2]
         sampled = [sum(m) for m in mask] if mask is not None else [len(c) for c in completion_ids]
-        records.append({"seconds": time.perf_counter() - started, "prompt": [len(p) for p in prompt_ids],
+        records.append({"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "prompt": [len(p) for p in prompt_ids],
                         "completion": [len(c) for c in completion_ids], "sampled": sampled})
         return result
 
@@ -89,6 +98,7 @@ def measure(trainer: GRPOTrainer) -> dict[str, float]:
         "step": statistics.median(clock.wall[1:]),
         "cpu": statistics.median(clock.cpu[1:]),
         "generate": statistics.median(r["seconds"] for r in measured),
+        "generate_cpu": statistics.median(r["cpu"] for r in measured),
     }
 
 
@@ -110,23 +120,82 @@ def single_turn(args: argparse.Namespace, common: dict, out: str, prompt_tokens:
     ))
 
 
+def forward_backward(model_name: str, batch: int, width: int, repeats: int) -> dict[str, float]:
+    """Median wall and CPU seconds of a plain training forward+backward of a fresh copy of the model over
+    ``batch`` × ``width`` random token ids (after one warm-up pass)."""
+    model, _ = models.load(model_name)
+    model.train()
+    ids = torch.randint(0, model.config.vocab_size, (batch, width), generator=torch.Generator().manual_seed(0))
+    wall, cpu = [], []
+    for _ in range(repeats + 1):
+        model.zero_grad(set_to_none=True)
+        started = time.perf_counter(), time.process_time()
+        model(input_ids=ids, labels=ids).loss.backward()
+        wall.append(time.perf_counter() - started[0])
+        cpu.append(time.process_time() - started[1])
+    return {"step": statistics.median(wall[1:]), "cpu": statistics.median(cpu[1:])}
+
+
+def plain(args: argparse.Namespace, common: dict, out: str) -> None:
+    """The real-model mode (``--plain``): the GRPO step against a plain forward+backward of the same shape."""
+    config = GRPOTrainingConfig(env=args.env, env_kwargs=args.env_kwargs, model=args.model, max_turns=args.max_turns,
+                                max_new_tokens=args.max_new_tokens, eval_episodes=1, fused_lm_head=args.fused_lm_head)
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=out, **common))
+    fused = trainer.fused_lm_head
+    grpo = measure(trainer)
+    del trainer
+    width = round(grpo["width"])
+    fb = forward_backward(args.model, args.batch, width, args.steps)
+    print(f"{args.model}, {torch.get_num_threads()} thread(s); GRPO on {args.env} {json.dumps(args.env_kwargs)}: "
+          f"{args.batch} episodes per step (groups of {args.group}), <= {args.max_turns} turns, <= "
+          f"{args.max_new_tokens} new tokens per reply; median of {args.steps} step(s) after a warm-up; "
+          f"log-probs from {'TRL fused LM head' if fused else 'the model logits'}")
+    print(f"GRPO step: {grpo['sequences']} sequences, mean total {grpo['total']:.1f} tokens, padded width {width} "
+          f"({args.batch * width} tokens); {grpo['step']:.2f} s/step (cpu {grpo['cpu']:.2f}), of which generation "
+          f"{grpo['generate']:.2f} s (cpu {grpo['generate_cpu']:.2f}), rest {grpo['step'] - grpo['generate']:.2f} s (cpu "
+          f"{grpo['cpu'] - grpo['generate_cpu']:.2f})")
+    print(f"plain forward+backward, {args.batch} x {width}: {fb['step']:.2f} s (cpu {fb['cpu']:.2f})")
+    # CPU seconds (one thread) hold up better than wall seconds on a machine shared with other work.
+    print(f"cpu_rest_over_forward_backward={(grpo['cpu'] - grpo['generate_cpu']) / fb['cpu']:.3f}")
+    print(f"cpu_grpo_step_over_forward_backward={grpo['cpu'] / fb['cpu']:.3f}")
+    print(f"rest_over_forward_backward={(grpo['step'] - grpo['generate']) / fb['step']:.3f}")
+    print(f"grpo_step_over_forward_backward={grpo['step'] / fb['step']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="tiny", help="'tiny' or a checkpoint (e.g. an SFT output)")
-    parser.add_argument("--env", default="interplay/Maze-v0")
-    parser.add_argument("--steps", type=int, default=5, help="measured steps (one more runs as warm-up)")
-    parser.add_argument("--batch", type=int, default=32, help="episodes (completions) per step")
-    parser.add_argument("--group", type=int, default=8, help="num_generations")
-    parser.add_argument("--max-turns", type=int, default=6)
-    parser.add_argument("--max-new-tokens", type=int, default=4)
+    parser.add_argument("--model", default="tiny", help="'tiny', a catalogue name (smollm2-135m) or a checkpoint")
+    parser.add_argument("--plain", action="store_true",
+                        help="compare with a plain forward+backward of the same shape (the real-model mode)")
+    parser.add_argument("--fused-lm-head", type=json.loads, default=None,
+                        help="GRPOTrainingConfig.fused_lm_head: true, false (default: null, fused on a GPU only)")
+    parser.add_argument("--env", default=None, help="default: interplay/Maze-v0 (interplay/MathFeedback-v0 with --plain)")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None, help="JSON (default with --plain: difficulty 1)")
+    parser.add_argument("--steps", type=int, default=None, help="measured steps (one more runs as warm-up); default 5 "
+                                                                "(1 with --plain)")
+    parser.add_argument("--batch", type=int, default=None, help="episodes (completions) per step; default 32 (8)")
+    parser.add_argument("--group", type=int, default=None, help="num_generations; default 8 (4)")
+    parser.add_argument("--max-turns", type=int, default=None, help="default 6 (4)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default 4 (64)")
     args = parser.parse_args()
+    defaults = ({"env": "interplay/MathFeedback-v0", "env_kwargs": {"difficulty": 1}, "steps": 1, "batch": 8, "group": 4,
+                 "max_turns": 4, "max_new_tokens": 64} if args.plain else
+                {"env": "interplay/Maze-v0", "env_kwargs": {}, "steps": 5, "batch": 32, "group": 8, "max_turns": 6,
+                 "max_new_tokens": 4})
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     torch.set_num_threads(1)
 
     common = grpo_defaults(max_steps=args.steps + 1, per_device_train_batch_size=args.batch,
                            num_generations=args.group, save_strategy="no", logging_steps=1, disable_tqdm=True)
+    if args.plain:
+        with tempfile.TemporaryDirectory() as out:
+            plain(args, common, out)
+        return
     with tempfile.TemporaryDirectory() as out:
-        config = GRPOTrainingConfig(env=args.env, model=args.model, max_turns=args.max_turns,
-                                    max_new_tokens=args.max_new_tokens, eval_episodes=1)
+        config = GRPOTrainingConfig(env=args.env, env_kwargs=args.env_kwargs, model=args.model,
+                                    max_turns=args.max_turns, max_new_tokens=args.max_new_tokens, eval_episodes=1)
         trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=out, **common))
         multi = measure(trainer)
 

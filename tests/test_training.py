@@ -134,6 +134,48 @@ def test_grpo_math_feedback_completes(tmp_path):
     assert entry["episode/mean_turns"] >= 1 and "heldout/success_rate" in result.heldout[-1]
 
 
+def test_grpo_from_the_cli_on_a_cpu_has_no_checkpointing_and_scores_completions_as_the_fused_head(tmp_path,
+                                                                                                  monkeypatch):
+    import torch
+
+    import interplay.training.grpo as grpo
+
+    captured = {}
+    monkeypatch.setattr(grpo, "train_grpo", lambda config, args, resume=None: captured.update(config=config, args=args)
+                        or grpo.GRPOResult(args.output_dir, [], [], 0.0))
+    assert main(["train", "grpo", "--model", "tiny", "--max-turns", "2", "--max-new-tokens", "2", "--eval-episodes",
+                 "1", "--output-dir", str(tmp_path), "--max-steps", "1", "--per-device-train-batch-size", "4",
+                 "--num-generations", "2", "--temperature", "0.7"]) == 0
+    config, args = captured["config"], captured["args"]
+    assert args.gradient_checkpointing is False and args.activation_checkpointing is False  # TRL's default is True
+    trainer, _ = build_grpo_trainer(config, args)
+    assert not trainer.model.is_gradient_checkpointing
+    assert trainer.fused_lm_head is False and grpo.fused_lm_head_default("cuda") and not grpo.fused_lm_head_default("cpu")
+
+    # The logits path gives TRL's fused head's log-probs, entropies and gradients: prompts left-padded,
+    # completions right-padded, temperature 0.7.
+    torch.manual_seed(0)
+    ids = torch.randint(3, trainer.model.config.vocab_size, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = mask[1, -3:] = mask[2, -1] = 0
+    results = {}
+    for fused in (True, False):
+        trainer.fused_lm_head = fused
+        trainer.model.zero_grad(set_to_none=True)
+        logps, entropies, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 7,
+                                                                         compute_entropy=True)
+        (logps * torch.linspace(-1, 1, 7)).sum().backward()
+        grads = [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+        results[fused] = logps.detach(), entropies.detach(), grads
+    (fused_logps, fused_entropies, fused_grads), (logps, entropies, grads) = results[True], results[False]
+    assert logps.shape == (3, 7) and (logps[1, -3:] == 0).all() and (logps[0] < 0).all()
+    torch.testing.assert_close(logps, fused_logps, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(entropies, fused_entropies, atol=1e-4, rtol=1e-4)
+    assert len(grads) == len(fused_grads)
+    for a, b in zip(grads, fused_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
 def test_episode_reward_groups_by_task_and_applies_shapers():
     from interplay.training.exploration import ExplorationConfig
 

@@ -2,11 +2,13 @@
 
 README.md quotes numbers only inside marked regions (``<!-- figures:NAME -->`` ... ``<!-- /figures:NAME -->``),
 and every region is rendered here from a summary in ``docs/figures/NAME.json``, which this script takes from a
-report: ``demo`` from ``interplay demo``'s ``report.json``, ``study`` from ``interplay study``'s ``study.json``
-(its whole ``study.md`` is copied beside it).
+report: ``demo`` from ``interplay demo``'s ``report.json``, ``smollm2`` from the real-model preset's pipeline
+``report.json``, ``study`` from ``interplay study``'s ``study.json`` (its whole ``study.md`` is copied beside it),
+``bench`` from one or more ``interplay bench`` output directories (their ``bench.json``).
 Each summary records the command and seed that produced it, and the README says them under each table.
 
     python tools/readme_figures.py --demo runs/demo --study runs/study   # take the reports, rewrite README.md
+    python tools/readme_figures.py --bench runs/bench/tiny runs/bench/smollm2-135m
     python tools/readme_figures.py --check                               # README.md matches docs/figures (tests)
 """
 
@@ -57,6 +59,44 @@ def study_summary(study: dict[str, Any], command: str) -> dict[str, Any]:
             "machine": study["machine"], "sections": sections}
 
 
+def bench_summary(reports: list[dict[str, Any]], commands: list[str]) -> dict[str, Any]:
+    """The figures of several ``interplay bench`` runs of one suite version, one entry per model."""
+    versions = {r["suite_version"] for r in reports}
+    if len(versions) != 1:
+        raise ValueError(f"bench reports of different suite versions {sorted(versions)} do not compare.")
+    keep = ("task", "success", "success_ci95", "success_by_attempt", "invalid_rate", "agent_tokens_per_episode",
+            "seconds")
+    return {"suite_version": versions.pop(),
+            "models": [{"model": r["model"], "command": command, "episodes": r["episodes"], "sampling": r["sampling"],
+                        "rows": [{k: row[k] for k in keep} for row in r["rows"]]}
+                       for r, command in zip(reports, commands)]}
+
+
+def render_bench(d: dict[str, Any]) -> str:
+    models = d["models"]
+    rows = {row["task"]: {} for m in models for row in m["rows"]}
+    for m in models:
+        for row in m["rows"]:
+            rows[row["task"]][m["model"]] = row
+    lines = ["| task | " + " | ".join(f"`{m['model']}` success % [95% CI] · invalid %" for m in models) + " |",
+             "|---|" + "---|" * len(models)]
+    for task, by_model in rows.items():
+        cells = []
+        for m in models:
+            row = by_model.get(m["model"])
+            cells.append("–" if row is None else f"{100 * row['success']:.0f} [{100 * row['success_ci95'][0]:.0f}, "
+                         f"{100 * row['success_ci95'][1]:.0f}] · {100 * row['invalid_rate']:.0f}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for m in models:
+        minutes = sum(row["seconds"] for row in m["rows"]) / 60
+        lines.append(f"`{m['model']}`: produced by `{m['command']}` (suite v{d['suite_version']}, {m['episodes']} "
+                     f"held-out episodes per task, temperature {m['sampling']['temperature']:g}, at most "
+                     f"{m['sampling']['max_new_tokens']} new tokens a reply) in {minutes:.0f} minutes.  ")
+    lines.append("Intervals: Wilson 95% over episodes. Invalid: the share of replies the environment could not read.")
+    return "\n".join(lines)
+
+
 def render_demo(d: dict[str, Any]) -> str:
     k = d["k"]
     lines = [f"| stage | pass@1 | pass@{k} | " + " | ".join(f"Pcov({n})" for n in DEMO_COVERAGE_N) + " | mean turns | wall s |",
@@ -96,7 +136,7 @@ def render_study(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RENDER = {"demo": render_demo, "study": render_study}
+RENDER = {"demo": render_demo, "study": render_study, "bench": render_bench}
 
 
 def _region(name: str) -> re.Pattern[str]:
@@ -121,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-command", default="interplay demo")
     parser.add_argument("--study", help="an `interplay study` output directory (its study.json)")
     parser.add_argument("--study-command", default="make study")
+    parser.add_argument("--bench", nargs="+", metavar="DIR", help="`interplay bench` output directories (bench.json)")
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from docs/figures")
     args = parser.parse_args(argv)
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -131,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         study = json.loads((Path(args.study) / "study.json").read_text())
         (FIGURES / "study.json").write_text(json.dumps(study_summary(study, args.study_command), indent=1) + "\n")
         (FIGURES / "study.md").write_text((Path(args.study) / "study.md").read_text())  # the whole report
+    if args.bench:
+        reports = [json.loads((Path(d) / "bench.json").read_text()) for d in args.bench]
+        commands = [f"interplay bench {r['model']} --episodes {r['episodes']}" for r in reports]
+        (FIGURES / "bench.json").write_text(json.dumps(bench_summary(reports, commands), indent=1) + "\n")
     text = README.read_text()
     new = rendered_readme(text)
     if args.check:

@@ -167,6 +167,9 @@ class GRPOTrainingConfig:
             inserted (None: no limit).
         lora: a LoRA adapter to train instead of all the weights (``LoraSettings``); the rollouts sample
             with it on, and the output directory and checkpoints hold the adapter.
+        fused_lm_head: per-token log-probs through TRL's fused LM head (True: less memory) or the model's own
+            logits over the completion positions (False: faster without a GPU); None (default): fused on a
+            GPU only (``interplay.training.grpo.CritiqueGRPOTrainer``).
     """
 
     env: str = "interplay/Maze-4x4-v0"
@@ -184,6 +187,7 @@ class GRPOTrainingConfig:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking_budget: int | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
+    fused_lm_head: bool | None = None
 
     def __post_init__(self) -> None:
         self.lora = LoraSettings.of(self.lora)

@@ -328,6 +328,41 @@ class EpisodeReward:
         }
 
 
+def fused_lm_head_default(device: torch.device | str) -> bool:
+    """Whether ``CritiqueGRPOTrainer`` uses TRL's fused LM head by default on ``device``: where TRL has a Triton
+    kernel for it (CUDA, XPU), which scores only the completion tokens without materializing their logits; not
+    elsewhere (CPU, MPS), where TRL's torch fallback projects every position of the batch through the vocabulary."""
+    return torch.device(device).type in ("cuda", "xpu")
+
+
+def completion_logps(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int,
+                     temperature: float = 1.0, batch_size: int | None = None, compute_entropy: bool = False,
+                     entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs (and entropies) of the last ``logits_to_keep`` tokens of each row, from the model's
+    own logits at those positions only (``logits_to_keep``), scaled by 1/``temperature``: what TRL's
+    ``GRPOTrainer._get_per_token_logps_and_entropies`` returns, 0 where the token is padding. The entropies
+    (of the tempered distribution) carry gradients only with ``entropy_grad``; rows go through the model
+    ``batch_size`` at a time (None: all at once)."""
+    batch_size = batch_size or input_ids.size(0)
+    targets = input_ids[:, -logits_to_keep:]
+    valid = attention_mask[:, -logits_to_keep:] != 0
+    all_logps, all_entropies = [], []
+    for start in range(0, input_ids.size(0), batch_size):
+        rows = slice(start, start + batch_size)
+        logits = model(input_ids=input_ids[rows], attention_mask=attention_mask[rows], use_cache=False,
+                       logits_to_keep=logits_to_keep + 1).logits[:, :-1]
+        if temperature != 1.0:
+            logits = logits / temperature
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        all_logps.append(logprobs.gather(-1, targets[rows].unsqueeze(-1)).squeeze(-1).masked_fill(~valid[rows], 0.0))
+        if compute_entropy:
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropy = -(logprobs.exp() * logprobs).sum(-1)
+            all_entropies.append(entropy.masked_fill(~valid[rows], 0.0))
+        del logits, logprobs
+    return torch.cat(all_logps), torch.cat(all_entropies) if compute_entropy else None
+
+
 class CritiqueGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` + ``critique_weight`` × NLL of the teacher's feedback tokens (``critique_mask``).
 
@@ -336,13 +371,24 @@ class CritiqueGRPOTrainer(GRPOTrainer):
     1/temperature there, so at temperature 1 it is the plain NLL). Like TRL's entropy bonus it is a mean
     over the marked tokens of a micro-batch, divided by the gradient-accumulation steps. With weight 0
     (or no feedback tokens) the loss is GRPOTrainer's, unchanged.
+
+    ``fused_lm_head``: whether the per-token log-probs come from TRL's fused LM head (True) or from the model's
+    own logits over the completion positions (False, ``completion_logps``); None (default): fused only on a GPU
+    (``fused_lm_head_default``). TRL patches the fused head on in any case; on a CPU it has no Triton kernel and
+    projects every position of the batch, prompts and padding included, through the whole vocabulary in
+    tile-sized torch operations, which made a step on SmolLM2-135M about twice as slow as it needs to be
+    (benchmarks/RESULTS.md). The logits path holds the completion logits (rows × completion width × vocab
+    floats) for the backward pass, as a plain forward with labels does; the fused head saves that memory.
     """
 
-    def __init__(self, *args: Any, critique_weight: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, critique_weight: float = 0.0, fused_lm_head: bool | None = None,
+                 **kwargs: Any) -> None:
         check_trl()
         with quiet_rollout_func_notice():
             super().__init__(*args, **kwargs)
         self.critique_weight = float(critique_weight)
+        self.fused_lm_head = fused_lm_head_default(self.accelerator.device) if fused_lm_head is None else bool(
+            fused_lm_head)
         self._critique_masks: list[list[int]] | None = None
         self._policy_logps: torch.Tensor | None = None
 
@@ -370,8 +416,23 @@ class CritiqueGRPOTrainer(GRPOTrainer):
             self._critique_masks = None
         return output
 
-    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> tuple:
-        result = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+    def _get_per_token_logps_and_entropies(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                                           logits_to_keep: int, batch_size: int | None = None,
+                                           compute_entropy: bool = False, compute_aux_loss: bool = False,
+                                           **kwargs: Any) -> tuple:
+        if self.fused_lm_head or compute_aux_loss or any(value is not None for value in kwargs.values()):
+            # TRL's own path: the fused head, and what only it handles (images, MoE load-balancing loss).
+            result = super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **kwargs)
+        else:
+            args = self.args
+            entropy_grad = bool(args.entropy_coef) or bool(args.use_adaptive_entropy)  # TRL's entropy bonus
+            with self.accelerator.autocast():
+                logps, entropies = completion_logps(model, input_ids, attention_mask, logits_to_keep,
+                                                    temperature=args.temperature, batch_size=batch_size,
+                                                    compute_entropy=compute_entropy, entropy_grad=entropy_grad)
+            result = (logps, entropies, None)
         if torch.is_grad_enabled():  # the policy-loss forward (old/ref log-probs run without grad)
             self._policy_logps = result[0]
         return result
@@ -525,7 +586,8 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
                                   rollout_func=make_rollout_func(config),
                                   callbacks=[heldout, RewardStateCheckpoints(reward), *([adapters] if adapters else []),
                                              *callbacks],
-                                  critique_weight=config.critique_weight, peft_config=peft_config)
+                                  critique_weight=config.critique_weight, peft_config=peft_config,
+                                  fused_lm_head=config.fused_lm_head)
     check_multiprocess(args, trainer.accelerator)  # what accelerate itself set up (a launch config, say)
     heldout.trainer = trainer
     return trainer, heldout

@@ -30,7 +30,25 @@ INTERNALS: dict[str, str] = {
     "GRPOTrainer._generate_and_score_completions": "overridden by CritiqueGRPOTrainer; returns a dict with "
                                                    "'completion_mask' [batch, length], to which critique_mask is added",
     "GRPOTrainer._get_per_token_logps_and_entropies": "overridden by CritiqueGRPOTrainer; item 0 of its result is "
-                                                      "the per-token log-probs, computed with grad for the policy loss",
+                                                      "the per-token log-probs, computed with grad for the policy loss; "
+                                                      "its signature (model, input_ids, attention_mask, "
+                                                      "logits_to_keep, batch_size, compute_entropy, "
+                                                      "compute_aux_loss, then the multimodal inputs, all None for "
+                                                      "text) and result (log-probs and entropies [rows, "
+                                                      "logits_to_keep] of the last logits_to_keep tokens, 0 on "
+                                                      "padding, logits / temperature; aux loss or None) are "
+                                                      "reproduced by completion_logps where the fused LM head is "
+                                                      "not used",
+    "GRPOTrainer fused LM head": "GRPOTrainer.__init__ patches model.forward with trl's add_fused_lm_head "
+                                 "unconditionally and its _get_per_token_logps_and_entropies calls the model with "
+                                 "fused_lm_head=True; without that flag the patched forward is the model's own. On "
+                                 "devices without TRL's Triton kernel (CPU, MPS) the head's torch fallback scores "
+                                 "every position of the batch, so CritiqueGRPOTrainer (fused_lm_head=False, the "
+                                 "default there: fused_lm_head_default) calls the model without the flag, with "
+                                 "logits_to_keep, and leaves the patch in place (generation does not use it)",
+    "GRPOConfig.entropy_coef, GRPOConfig.use_adaptive_entropy": "the entropy bonus; completion_logps keeps the "
+                                                                "entropies' gradient only when it is on, as TRL "
+                                                                "needs it only then",
     "GRPOTrainer._metrics": "CritiqueGRPOTrainer appends critique/nll to _metrics[mode], a dict of lists",
     "GRPOTrainer.current_gradient_accumulation_steps": "CritiqueGRPOTrainer divides its loss term by it, as TRL "
                                                        "does its own",
