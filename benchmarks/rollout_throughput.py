@@ -78,36 +78,40 @@ def batch_messages(n: int) -> list[list[dict[str, str]]]:
 FOLLOW_UP = [{"role": "user", "content": "You hit a wall. Try another direction."}]
 
 
-def sampler_turns(agent: HFAgent, n: int, turns: int) -> tuple[list[float], list[list[list[int]]]]:
-    """Seconds per turn of one ``HFSession`` playing ``n`` rows, and each turn's whole context per row."""
+def clock() -> float:
+    """CPU seconds of this process: with one thread, what a turn costs, less disturbed than wall time by
+    other jobs on a shared machine."""
+    return time.process_time()
+
+
+def generate_turn(agent: HFAgent, contexts: list[list[int]], new_tokens: int) -> None:
+    """``model.generate`` sampling ``new_tokens`` per row from left-padded ``contexts``, as the agent samples."""
+    width, pad = max(len(ids) for ids in contexts), agent.pad_id
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in contexts], device=agent.device)
+    attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in contexts], device=agent.device)
+    with torch.no_grad():
+        agent.model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True, temperature=1.0,
+                             top_k=0, top_p=1.0, use_cache=True, max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, pad_token_id=pad)
+
+
+def compare_turns(agent: HFAgent, n: int, turns: int) -> tuple[list[float], list[float], list[list[int]]]:
+    """CPU seconds per turn of one ``HFSession`` playing ``n`` rows and of ``generate`` on each turn's whole
+    contexts, turn by turn (so both see the same machine), and the last turn's contexts."""
     session = agent.start(n)
     histories: list[list[int]] = [[] for _ in range(n)]
-    seconds, contexts = [], []
+    sampled, generated = [], []
     for turn in range(turns):
         new = dict(enumerate(batch_messages(n))) if turn == 0 else {row: FOLLOW_UP for row in range(n)}
-        started = time.perf_counter()
+        started = clock()
         replies = session.act(new)
-        seconds.append(time.perf_counter() - started)
-        contexts.append([histories[row] + replies[row].context_ids for row in range(n)])
-        histories = [contexts[-1][row] + replies[row].token_ids for row in range(n)]
-    return seconds, contexts
-
-
-def generate_turns(agent: HFAgent, contexts: list[list[list[int]]], new_tokens: int) -> list[float]:
-    """Seconds per turn of ``model.generate`` sampling ``new_tokens`` per row from the same contexts."""
-    seconds = []
-    for batch in contexts:
-        started = time.perf_counter()
-        width = max(len(ids) for ids in batch)
-        pad = agent.pad_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=agent.device)
-        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=agent.device)
-        with torch.no_grad():
-            agent.model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True, temperature=1.0,
-                                 top_k=0, top_p=1.0, use_cache=True, max_new_tokens=new_tokens,
-                                 min_new_tokens=new_tokens, pad_token_id=pad)
-        seconds.append(time.perf_counter() - started)
-    return seconds
+        sampled.append(clock() - started)
+        contexts = [histories[row] + replies[row].context_ids for row in range(n)]
+        started = clock()
+        generate_turn(agent, contexts, agent.max_new_tokens)
+        generated.append(clock() - started)
+        histories = [contexts[row] + replies[row].token_ids for row in range(n)]
+    return sampled, generated, contexts
 
 
 def bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
@@ -115,9 +119,9 @@ def bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
     data = torch.ones(megabytes * 2**20 // 4)
     best = float("inf")
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = clock()
         data.sum()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, clock() - started)
     return data.numel() * 4 / best / 1e9
 
 
@@ -133,24 +137,24 @@ def step_bytes(model, batch: int, length: int) -> int:
 def sampler_benchmark(args: argparse.Namespace) -> None:
     agent = HFAgent(args.model, seed=0, max_new_tokens=args.new_tokens)
     agent.encoder.stop_ids = frozenset()  # every row samples exactly --new-tokens per turn, as generate does
-    sampler_turns(agent, 2, 1)  # warm-up
-    generate_turns(agent, [[[1, 2, 3]] * 2], 2)
+    compare_turns(agent, 2, 1)  # warm-up
     bandwidth = bandwidth_gb_s()
     print(f"{args.model} on {agent.device}, {torch.get_num_threads()} thread(s); {args.turns} turn(s) of "
-          f"{args.new_tokens} new tokens per row; memory bandwidth {bandwidth:.1f} GB/s")
-    print("batch | sampler tok/s | generate tok/s | ratio | turn 1 ratio | bytes/step | bound s/step | bound tok/s")
+          f"{args.new_tokens} new tokens per row; tokens per CPU second; memory bandwidth {bandwidth:.1f} GB/s")
+    print("batch | sampler tok/s | generate tok/s | ratio | turn 1 ratio | length | bytes/step | bound s/step "
+          "| bound tok/s")
     ratios = {}
     for n in args.batch_sizes:
-        sampled, contexts = sampler_turns(agent, n, args.turns)
-        generated = generate_turns(agent, contexts, args.new_tokens)
+        sampled, generated, contexts = compare_turns(agent, n, args.turns)
         tokens = n * args.new_tokens * args.turns
         ratios[n] = sum(generated) / sum(sampled)
-        mean_length = sum(len(ids) for ids in contexts[-1]) / n + args.new_tokens / 2
-        step = step_bytes(agent.model, n, max(len(ids) for ids in contexts[-1]) + args.new_tokens // 2)
+        # The last turn's mid-reply length: what the average decode step of the longest turn attends to.
+        length = max(len(ids) for ids in contexts) + args.new_tokens // 2
+        step = step_bytes(agent.model, n, length)
         bound = step / (bandwidth * 1e9)
         print(f"{n:5d} | {tokens / sum(sampled):13.1f} | {tokens / sum(generated):14.1f} | {ratios[n]:5.2f} | "
-              f"{generated[0] / sampled[0]:12.2f} | {step / 1e6:8.0f} MB | {bound:12.4f} | {n / bound:11.0f}"
-              f"  (mean length {mean_length:.0f})")
+              f"{generated[0] / sampled[0]:12.2f} | {length:6d} | {step / 1e6:7.0f} MB | {bound:12.4f} | "
+              f"{n / bound:11.0f}")
     large = [r for n, r in ratios.items() if n >= 8] or list(ratios.values())
     print(f"sampler_over_generate_min_batch8={min(large):.3f}")
 
