@@ -67,6 +67,78 @@ def test_kv_cached_logprobs_match_a_full_forward(tiny):
     assert session.live == [0, 2]
 
 
+def test_chunked_cache_grows_drops_and_crops_exactly(tiny, monkeypatch):
+    """A chunk of 3 positions: the KV buffers are regrown every few steps, after a drop (the longest
+    prompt's row, so the columns only it used are cropped from the left) and after the crop; the
+    recorded log-probs still equal a full forward's."""
+    from interplay.agents.kv_cache import ChunkedLayer
+
+    monkeypatch.setattr(ChunkedLayer, "chunk", 3)
+    model, tokenizer = tiny
+    agent = HFAgent(model, tokenizer, seed=1, max_new_tokens=9)
+    histories = [HISTORIES[2], [{"role": "user", "content": "a much longer question " * 6}], HISTORIES[0]]
+    session = agent.start(3)
+    new = dict(enumerate(histories))
+    sequences: dict[int, list[int]] = {row: [] for row in range(3)}
+    logprobs: dict[int, list[float | None]] = {row: [] for row in range(3)}
+    for turn in range(3):
+        for row, reply in session.act(new).items():
+            sequences[row] += reply.context_ids + reply.token_ids
+            logprobs[row] += [None] * len(reply.context_ids) + reply.logprobs
+        if turn == 0:
+            width = session.mask.shape[1]
+            session.drop([1])
+            assert session.mask.shape[1] < width  # cropped from the left
+        layers = session.cache.layers
+        assert all(type(layer) is ChunkedLayer for layer in layers)
+        assert layers[0].keys.shape[-2] == session.mask.shape[1]
+        new = {row: [{"role": "user", "content": f"turn {turn}"}] for row in session.live}
+    for row in session.live:
+        expected = full_forward_logprobs(model, sequences[row])
+        sampled = [t for t, p in enumerate(logprobs[row][1:]) if p is not None]
+        torch.testing.assert_close(torch.tensor([logprobs[row][t + 1] for t in sampled]), expected[sampled],
+                                   atol=1e-4, rtol=0)
+
+
+def test_chunked_layer_equals_a_dynamic_layer(monkeypatch):
+    """The same updates, left crop, row selection and right crop give ChunkedLayer the keys and values
+    DynamicLayer gets by concatenation."""
+    from transformers.cache_utils import DynamicLayer
+
+    from interplay.agents.kv_cache import ChunkedLayer
+
+    monkeypatch.setattr(ChunkedLayer, "chunk", 2)
+    layers = [DynamicLayer(), ChunkedLayer()]
+    generator = torch.Generator().manual_seed(0)
+
+    def update(length: int) -> None:
+        keys, values = torch.randn(2, 3, 2, length, 4, generator=generator)
+        outputs = [layer.update(keys[: layer_batch], values[: layer_batch]) for layer in layers]
+        torch.testing.assert_close(outputs[0], outputs[1], atol=0, rtol=0)
+
+    layer_batch = 3
+    for length in (5, 1, 1, 1, 2):
+        update(length)
+    for layer in layers:  # HFSession's left crop
+        layer.keys, layer.values = layer.keys[:, :, 2:], layer.values[:, :, 2:]
+    update(1)
+    for layer in layers:
+        layer.batch_select_indices(torch.tensor([0, 2]))
+    layer_batch = 2
+    update(1)
+    for layer in layers:
+        layer.crop(-2)
+    update(3)
+
+
+def test_draw_follows_the_probabilities(tiny):
+    agent = HFAgent(*tiny, seed=0)
+    probs = torch.tensor([[0.0, 0.25, 0.0, 0.75]]).repeat(20000, 1)
+    counts = torch.bincount(agent.draw(probs), minlength=4) / 20000
+    assert counts[0] == counts[2] == 0
+    assert abs(float(counts[1]) - 0.25) < 0.02
+
+
 def test_greedy_batch_matches_model_generate(tiny):
     model, tokenizer = tiny
     agent = HFAgent(model, tokenizer, temperature=0, max_new_tokens=12)

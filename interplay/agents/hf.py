@@ -1,9 +1,10 @@
 """HFAgent: a transformers causal LM that samples a whole batch at once and keeps KV caches across turns.
 
-Our own sampling loop instead of ``model.generate``: a session holds one ``DynamicCache`` for all
-live episodes, feeds each turn's new tokens (left-padded inside the chunk; padding in the middle
-of a row is masked out and ``position_ids = cumsum(attention_mask) - 1`` skips it), samples
-token by token, and drops finished episodes with ``DynamicCache.batch_select_indices``.
+Our own sampling loop instead of ``model.generate``: a session holds one KV cache for all live
+episodes (a ``ChunkedCache``, a ``DynamicCache`` that grows in chunks instead of copying itself every
+step, see ``interplay.agents.kv_cache``), feeds each turn's new tokens (left-padded inside the chunk;
+padding in the middle of a row is masked out and ``position_ids = cumsum(attention_mask) - 1`` skips
+it), samples token by token, and drops finished episodes with ``DynamicCache.batch_select_indices``.
 Re-encoding the history instead would make a rollout cost grow with the square of the turns.
 """
 
@@ -178,8 +179,18 @@ class HFAgent(Agent):
             cumulative = torch.softmax(sorted_logits, -1).cumsum(-1)
             drop = cumulative - torch.softmax(sorted_logits, -1) >= self.top_p  # keep the top token always
             filtered = filtered.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-        tokens = torch.multinomial(torch.softmax(filtered, -1), 1, generator=self.generator)[:, 0]
+        tokens = self.draw(torch.softmax(filtered, -1))
         return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
+
+    def draw(self, probs: torch.Tensor) -> torch.Tensor:
+        """One id per row of ``probs`` (batch, vocab), by inverse transform: the first id whose cumulative
+        probability exceeds a uniform draw. One random number per row, where ``torch.multinomial`` draws
+        one exponential per vocabulary entry (most of a decode step's sampling time with a 49k vocab).
+        The cumulative sum is in float64, so ids of probability 0 (filtered out) are never drawn."""
+        cdf = probs.double().cumsum_(-1)
+        uniform = torch.rand(probs.shape[0], 1, dtype=cdf.dtype, device=cdf.device, generator=self.generator)
+        ids = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True)[:, 0]
+        return ids.clamp_(max=probs.shape[-1] - 1)  # a uniform rounded up to the total
 
 
 class HFSession(TokenSession):
@@ -200,9 +211,9 @@ class HFSession(TokenSession):
         self.mask = torch.cat([self.mask, chunk_mask], dim=1)
         self.lengths = self.lengths + chunk_mask.sum(-1)
         if self.cache is None:
-            from transformers import DynamicCache
+            from interplay.agents.kv_cache import ChunkedCache
 
-            self.cache = DynamicCache()
+            self.cache = ChunkedCache()
         # The cache is updated in place.
         out = agent.model(
             input_ids=tokens,
@@ -286,7 +297,8 @@ class HFSession(TokenSession):
     def _crop_left(self, first: int) -> bool:
         layers = getattr(self.cache, "layers", None)
         # Only plain full-attention layers: sliding-window or quantized layers keep other state.
-        if not layers or not all(type(layer).__name__ == "DynamicLayer" and layer.keys is not None for layer in layers):
+        plain = ("DynamicLayer", "ChunkedLayer")
+        if not layers or not all(type(layer).__name__ in plain and layer.keys is not None for layer in layers):
             return False
         for layer in layers:
             layer.keys = layer.keys[:, :, first:]
