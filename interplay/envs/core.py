@@ -87,6 +87,9 @@ class TextEnv(gym.Env[str, str]):
     #: Same seed and same actions give the same episode. Set False (and say why in the docstring)
     #: only for wrapped third-party games that cannot be seeded.
     deterministic: ClassVar[bool] = True
+    #: A step waits on something outside this interpreter (the network, a subprocess), so ``rollout``
+    #: steps a batch of these episodes at once from threads; cheap in-process steps keep the plain loop.
+    slow_step: ClassVar[bool] = False
 
     def __init__(self, max_turns: int = 20, render_mode: str | None = "ansi") -> None:
         if render_mode not in (None, "ansi"):
