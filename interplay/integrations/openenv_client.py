@@ -157,12 +157,24 @@ class _Pool:
     """The servers a RemoteEnv may play on, and where the next session goes (round robin, per process)."""
 
     _turns: dict[tuple[str, ...], itertools.count] = {}
+    _served: dict[tuple[str, ...], dict[str, Any]] = {}  # what the pool's first server said it serves
     _lock = threading.Lock()
 
     def __init__(self, urls: Sequence[str]) -> None:
         self.urls = tuple(urls)
         with self._lock:
             self._turn = self._turns.setdefault(self.urls, itertools.count())
+
+    def check(self, url: str, state: dict[str, Any]) -> None:
+        """Raise RemoteEnvError unless the server at ``url`` serves what the pool's other servers serve."""
+        served = {"env_id": state.get("env_id"), "env_kwargs": state.get("env_kwargs")}
+        with self._lock:
+            first = self._served.setdefault(self.urls, {**served, "url": url})
+        if (first["env_id"], first["env_kwargs"]) != (served["env_id"], served["env_kwargs"]):
+            raise RemoteEnvError(
+                f"the servers given to RemoteEnv serve different environments: {url} serves {served['env_id']} "
+                f"{served['env_kwargs']}, {first['url']} serves {first['env_id']} {first['env_kwargs']}; a pool "
+                "must serve one id with the same kwargs.")
 
     def order(self) -> list[str]:
         """Every url, starting with the one whose turn it is."""
@@ -254,20 +266,17 @@ class RemoteEnv(TextEnv):
                 _Loop.get().call_soon_threadsafe(session.abort)
                 failures.append(f"{url}: cannot reach it ({type(error).__name__}: {error})")
                 continue
-            self._check_same_env(url, state)
+            try:
+                self._pool.check(url, state)
+            except RemoteEnvError:
+                _Loop.run(session.close(), 5.0)
+                raise
             self._session, self.url = session, url
             return state
         at_capacity = all("at capacity" in failure for failure in failures)
         advice = ("start the servers with a larger --max-sessions, add servers to the url list, or close other "
                   "sessions" if at_capacity else "start one with `interplay serve ENV_ID --port P` and pass its url")
         raise RemoteEnvError(f"no interplay server took a session: {'; '.join(failures)}. To fix: {advice}.")
-
-    def _check_same_env(self, url: str, state: dict[str, Any]) -> None:
-        if self.env_id and (state.get("env_id"), state.get("env_kwargs")) != (self.env_id, self.env_kwargs):
-            raise RemoteEnvError(
-                f"the servers given to RemoteEnv serve different environments: {url} serves {state.get('env_id')} "
-                f"{state.get('env_kwargs')}, another {self.env_id} {self.env_kwargs}; a pool must serve one id with "
-                "the same kwargs.")
 
     def _drop_connection(self) -> None:
         """Forget a session that cannot be trusted any more (a late answer must not be read as the
