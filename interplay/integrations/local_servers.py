@@ -11,6 +11,7 @@ interplay as this process; its output goes to a log file, whose end is quoted if
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import socket
@@ -105,7 +106,8 @@ class LocalServers:
             if process.poll() is not None:
                 raise RuntimeError(
                     f"environment server {i} ({self.env_id} at {self.urls[i]}) exited with code {process.returncode}; "
-                    f"the end of its log ({self.logs[i]}):\n{self._tail(i)}")
+                    f"the end of its log ({self.logs[i]}):\n{self._tail(i)}\nFix what the log says, or play the "
+                    "environments in this process (env_workers=0, no --env-workers).")
 
     def stop(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL after 10 s)."""
@@ -129,4 +131,26 @@ class LocalServers:
         return f"<LocalServers {self.env_id} x{len(self.urls)}>"
 
 
-__all__ = ["LocalServers", "free_port", "healthy"]
+_SHARED: dict[str, LocalServers] = {}
+
+
+def shared_servers(env_id: str, env_kwargs: dict[str, Any] | None, count: int) -> LocalServers:
+    """``count`` local servers of ``env_id`` with ``env_kwargs``, started at the first call and kept for later
+    ones (a training run's rollouts), stopped when this process exits. Raises if one has died since."""
+    key = json.dumps([env_id, env_kwargs or {}, count], sort_keys=True, default=str)
+    servers = _SHARED.get(key)
+    if servers is None:
+        servers = _SHARED[key] = LocalServers(env_id, env_kwargs, count)
+        if len(_SHARED) == 1:
+            atexit.register(_stop_shared)
+    servers.check()
+    return servers
+
+
+def _stop_shared() -> None:
+    for servers in _SHARED.values():
+        servers.stop()
+    _SHARED.clear()
+
+
+__all__ = ["LocalServers", "free_port", "healthy", "shared_servers"]
