@@ -56,6 +56,10 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
                         help="a turn limit imposed from outside the task (the TurnLimit wrapper: recorded in each "
                         "trajectory's manifest, and told to the agent where tighter than the environment's own); "
                         "default: the environment's own limit, set by its id and kwargs")
+    parser.add_argument("--env-workers", type=int, default=0, metavar="N",
+                        help="play the environments in N local `interplay serve` processes (CPU-heavy environments "
+                        "step on N cores while the model samples; needs the openenv extra); default 0: in this "
+                        "process")
     _add_generation(parser)
 
 
@@ -114,7 +118,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     spec = EnvSpec(args.env, _env_kwargs(args.env_kwargs))
     seeds = range(args.seed_start, args.seed_start + args.n)
     trajectories = rollout(spec, agent, seeds=seeds, group_size=args.group_size, max_turns=args.max_turns,
-                           tokenizer=tokenizer, progress=True)
+                           tokenizer=tokenizer, progress=True, env_workers=args.env_workers)
     save_trajectories(args.out, trajectories)
     success = sum(t.success for t in trajectories) / len(trajectories)
     print(f"wrote {len(trajectories)} trajectories to {args.out} (success rate {success:.3f})")
@@ -139,7 +143,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.coverage and not coverage:
             print(f"{name}: no coverage profile (it needs a model's log-likelihoods; {name!r} is not a model)")
         result = evaluate(args.env, agent, args.n, args.samples, env_kwargs=_env_kwargs(args.env_kwargs),
-                          seed_start=args.seed_start, max_turns=args.max_turns, coverage=coverage)
+                          seed_start=args.seed_start, max_turns=args.max_turns, coverage=coverage,
+                          env_workers=args.env_workers)
         del agent
         results[name] = result
         k = str(result["samples"])

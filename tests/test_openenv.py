@@ -303,3 +303,16 @@ def test_env_workers_play_in_local_servers_as_in_process():
         rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds, env_workers=2)
     with pytest.raises(ValueError, match="env_workers must be a non-negative integer"):
         rollout("interplay/Maze-v0", agent, env_workers=-1)
+
+
+def test_cli_rollout_with_env_workers_writes_the_in_process_trajectories(tmp_path):
+    from interplay import cli
+    from interplay.rollout import load_trajectories
+
+    common = ["rollout", "--env", "interplay/Maze-v0", "--env-kwargs", json.dumps(MAZE_KWARGS), "-n", "3",
+              "--model", "expert"]
+    assert cli.main([*common, "--out", str(tmp_path / "local.jsonl")]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "served.jsonl"), "--env-workers", "1"]) == 0
+    local, served = load_trajectories(tmp_path / "local.jsonl"), load_trajectories(tmp_path / "served.jsonl")
+    assert [t.messages for t in served] == [t.messages for t in local]
+    assert [t.prompt_ids + t.completion_ids for t in served] == [t.prompt_ids + t.completion_ids for t in local]

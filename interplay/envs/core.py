@@ -59,7 +59,8 @@ def _no_shared_memory(space: AnyText, n: int = 1, ctx: Any = None) -> Any:
     raise ValueError(
         "interplay environments have free-text observations, which gymnasium's shared memory cannot "
         "hold. Use gym.make_vec(..., vectorization_mode='sync'), or 'async' with "
-        "vector_kwargs={'shared_memory': False}."
+        "vector_kwargs={'shared_memory': False}. To step CPU-heavy environments on several cores during "
+        "rollouts, use rollout(..., env_workers=N) or --env-workers N (local environment servers)."
     )
 
 
