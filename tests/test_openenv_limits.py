@@ -160,3 +160,14 @@ def test_a_pool_of_three_servers_spreads_sessions_and_skips_a_full_one(tmp_path,
         servers.stop()
         with pytest.raises(RuntimeError, match="exited with code.*its log"):
             servers.check()
+
+
+def test_untested_openenv_versions_are_refused_with_what_to_install():
+    from interplay.integrations.openenv_internals import INTERNALS, check_openenv, installed_openenv
+
+    assert check_openenv(("openenv", "0.10.0")) == ("openenv", "0.10.0")
+    assert check_openenv(("openenv-core", "0.3.0")) == ("openenv-core", "0.3.0")
+    for untested in [("openenv", "0.9.0"), ("openenv", "0.11.0"), ("openenv-core", "0.2.3"), ("openenv", "dev")]:
+        with pytest.raises(ImportError, match=r"tested with openenv >= 0.10.0, < 0.11.0.*pip install 'openenv>=0.10"):
+            check_openenv(untested)
+    assert installed_openenv() is not None and "create_app" in " ".join(INTERNALS)
