@@ -57,6 +57,10 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
                         help="a turn limit imposed from outside the task (the TurnLimit wrapper: recorded in each "
                         "trajectory's manifest, and told to the agent where tighter than the environment's own); "
                         "default: the environment's own limit, set by its id and kwargs")
+    parser.add_argument("--env-workers", type=int, default=0, metavar="N",
+                        help="play the environments in N local `interplay serve` processes (CPU-heavy environments "
+                        "step on N cores while the model samples; needs the openenv extra); default 0: in this "
+                        "process")
     _add_generation(parser)
 
 
@@ -115,7 +119,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     spec = EnvSpec(args.env, _env_kwargs(args.env_kwargs))
     seeds = range(args.seed_start, args.seed_start + args.n)
     trajectories = rollout(spec, agent, seeds=seeds, group_size=args.group_size, max_turns=args.max_turns,
-                           tokenizer=tokenizer, progress=True)
+                           tokenizer=tokenizer, progress=True, env_workers=args.env_workers)
     save_trajectories(args.out, trajectories)
     success = sum(t.success for t in trajectories) / len(trajectories)
     print(f"wrote {len(trajectories)} trajectories to {args.out} (success rate {success:.3f})")
@@ -140,7 +144,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.coverage and not coverage:
             print(f"{name}: no coverage profile (it needs a model's log-likelihoods; {name!r} is not a model)")
         result = evaluate(args.env, agent, args.n, args.samples, env_kwargs=_env_kwargs(args.env_kwargs),
-                          seed_start=args.seed_start, max_turns=args.max_turns, coverage=coverage)
+                          seed_start=args.seed_start, max_turns=args.max_turns, coverage=coverage,
+                          env_workers=args.env_workers)
         del agent
         results[name] = result
         k = str(result["samples"])
@@ -345,15 +350,29 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float | None:
+    """A limit in seconds from the command line; 0 means none."""
+    seconds = float(text)
+    return None if seconds == 0 else seconds
+
+
+def _limit_defaults() -> Any:
+    """The server limits' defaults (ServerLimits' docstring says why each is what it is)."""
+    from interplay.integrations.server_limits import DEFAULT_LIMITS
+
+    return DEFAULT_LIMITS
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from interplay.integrations import openenv
+        from interplay.integrations import openenv, server_limits
     except ImportError as error:  # the optional extra is missing: one readable line
         raise RuntimeError(str(error)) from None
 
-    openenv.serve(args.env_id, _env_kwargs(args.env_kwargs), host=args.host, port=args.port,
-                  max_sessions=args.max_sessions, session_timeout=args.session_timeout, expert=not args.no_expert,
-                  log_level=args.log_level)
+    limits = server_limits.ServerLimits(max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
+                                        max_message_bytes=args.max_message_bytes, step_timeout=args.step_timeout)
+    openenv.serve(args.env_id, _env_kwargs(args.env_kwargs), host=args.host, port=args.port, limits=limits,
+                  expert=not args.no_expert, log_level=args.log_level)
     return 0
 
 
@@ -489,9 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only; 0.0.0.0 for every interface)")
     p.add_argument("--env-kwargs", default=None, help="JSON object of environment constructor kwargs")
-    p.add_argument("--max-sessions", type=int, default=256, help="concurrent sessions allowed (default 256)")
-    p.add_argument("--session-timeout", type=float, default=None, metavar="SECONDS",
-                   help="close sessions idle this long (default: never)")
+    limits = _limit_defaults()
+    p.add_argument("--max-sessions", type=int, default=limits.max_sessions,
+                   help=f"sessions at once; one more is refused with CAPACITY_REACHED (default {limits.max_sessions})")
+    p.add_argument("--idle-timeout", "--session-timeout", type=_seconds, default=limits.idle_timeout,
+                   metavar="SECONDS", help="close a session that sends nothing this long; 0: never (default "
+                   f"{limits.idle_timeout:g})")
+    p.add_argument("--max-message-bytes", type=int, default=limits.max_message_bytes, metavar="BYTES",
+                   help=f"close a connection that sends a larger message (default {limits.max_message_bytes}, "
+                   f"{limits.max_message_bytes / 2**20:g} MiB)")
+    p.add_argument("--step-timeout", type=_seconds, default=limits.step_timeout, metavar="SECONDS",
+                   help="a step that takes longer ends its episode as truncated, the reason in info; 0: no limit "
+                   f"(default {limits.step_timeout:g})")
     p.add_argument("--no-expert", action="store_true",
                    help="do not answer expert_action queries (an evaluation server agents cannot ask)")
     p.add_argument("--log-level", default="warning", help="uvicorn's log level (default warning)")

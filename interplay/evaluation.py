@@ -129,6 +129,7 @@ def evaluate(
     trajectories: list[Trajectory] | None = None,
     coverage: bool = False,
     coverage_grid: Sequence[float] = metrics.DEFAULT_COVERAGE_GRID,
+    env_workers: int = 0,
 ) -> dict[str, Any]:
     """Play ``n`` held-out tasks (seeds ``seed_start..seed_start+n-1``) ``samples`` times each.
 
@@ -138,7 +139,7 @@ def evaluate(
     ``mean_token_entropy`` (see ``token_entropy_estimator``), ``p_hat_counts`` and
     ``success_profile``. With ``coverage=True`` (a model agent: ``agent.model``/``agent.tokenizer``)
     also the keys of :func:`coverage_report` on the same seeds. Pass a list as ``trajectories`` to
-    collect the episodes too.
+    collect the episodes too. ``env_workers``: as in ``rollout`` (the environments in N local servers).
     """
     if n < 1 or samples < 1 or batch_size < 1:
         raise ValueError(f"n, samples and batch_size must be positive, got {n}, {samples}, {batch_size}.")
@@ -155,7 +156,8 @@ def evaluate(
         bar = tqdm(total=n * samples, desc=f"eval {env_id}", unit="ep")
     played: list[Trajectory] = []
     for start in range(0, n, per_batch):
-        played += rollout(specs[start : start + per_batch], agent, group_size=samples, max_turns=max_turns)
+        played += rollout(specs[start : start + per_batch], agent, group_size=samples, max_turns=max_turns,
+                          env_workers=env_workers)
         if bar is not None:
             bar.update(len(played) - bar.n)
             bar.set_postfix(success=f"{sum(t.success for t in played) / len(played):.3f}")

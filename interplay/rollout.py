@@ -20,15 +20,17 @@ Expert play: for agents that want expert actions, the distribution the expert's 
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import platform
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
 from interplay.agents.base import Agent, Reply, Session, as_reply
@@ -129,11 +131,13 @@ def _versions() -> dict[str, str]:
 class _Episode:
     """One live episode: its environment, chat and token record."""
 
-    def __init__(self, spec: EnvSpec, seed: int, group: int, max_turns: int | None = None) -> None:
+    def __init__(self, spec: EnvSpec, seed: int, group: int, max_turns: int | None = None,
+                 urls: list[str] | None = None) -> None:
         from interplay.registry import make
 
         self.spec, self.seed, self.group = spec, seed, group
-        self.env = make(spec.id, **spec.kwargs)
+        # With env_workers, the same environment runs in local servers (urls) and is played through RemoteEnv.
+        self.env = make("interplay/Remote-v0", url=urls) if urls else make(spec.id, **spec.kwargs)
         if not isinstance(self.env.unwrapped, TextEnv):
             raise TypeError(f"{spec.id} makes a {type(self.env.unwrapped).__name__}, not an interplay TextEnv: rollout "
                             "needs its contract (system_prompt, max_turns, outcome(), expert_action_probs()). "
@@ -216,6 +220,45 @@ class _Episode:
         return terminated or truncated
 
 
+#: The most environment calls a rollout has in flight at once (threads; each mostly waits on a server).
+MAX_STEP_THREADS = 128
+
+
+def _slow_step(spec_id: str) -> bool:
+    """Whether the id's environment class declares ``slow_step`` (its steps wait outside this interpreter)."""
+    try:
+        entry_point = gym.spec(spec_id).entry_point
+        creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    except Exception:  # an unknown id fails later, with make()'s message
+        return False
+    return bool(getattr(creator, "slow_step", False))
+
+
+class _Calls:
+    """Runs one call per live episode (make, reset, expert queries, step), in row order.
+
+    Where an environment's steps wait outside the interpreter (``TextEnv.slow_step``: a remote server, a
+    subprocess), the calls of a turn run at once from a thread pool, so a turn of a remote batch costs
+    about one round trip, not one per episode. Each episode's calls stay in the order the plain loop
+    makes them, so trajectories and seeds are the same; cheap in-process environments keep the plain loop.
+    """
+
+    def __init__(self, at_once: bool, size: int) -> None:
+        workers = min(MAX_STEP_THREADS, size)
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, "interplay-step") if at_once and workers > 1 \
+            else None
+
+    def map(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """``[call(item) for item in items]``; the first error (in item order) is raised."""
+        if self._pool is None:
+            return [call(item) for item in items]
+        return list(self._pool.map(call, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 def _manifest(agent: Agent, encoder: ChatEncoder | None) -> dict[str, Any]:
     """What every trajectory of a rollout shares: who played, how it sampled, tokenizer and versions."""
     return {
@@ -227,12 +270,12 @@ def _manifest(agent: Agent, encoder: ChatEncoder | None) -> dict[str, Any]:
     }
 
 
-def _replies(session: Session, agent: Agent, episodes: list[_Episode], live: list[int]
+def _replies(session: Session, agent: Agent, episodes: list[_Episode], live: list[int], calls: _Calls
              ) -> dict[int, tuple[Reply, str | None]]:
     """One turn of the agent for every live episode: row -> (reply, error)."""
     expert = None
     if agent.wants_expert_actions:
-        expert = {row: episodes[row].env.unwrapped.expert_action() for row in live}
+        expert = dict(zip(live, calls.map(lambda row: episodes[row].env.unwrapped.expert_action(), live)))
     replies = session.act({row: episodes[row].new for row in live}, expert_actions=expert)
     out = {}
     for row in live:
@@ -251,6 +294,7 @@ def rollout(
     max_turns: int | None = None,
     tokenizer: Any = None,
     progress: bool = False,
+    env_workers: int = 0,
 ) -> list[Trajectory]:
     """Play one episode per environment spec (``group_size`` episodes per spec, same seed) with ``agent``.
 
@@ -268,17 +312,53 @@ def rollout(
         tokenizer: for text agents, a tokenizer (or a ``ChatEncoder``, to pass chat-template kwargs)
             that gives their replies ids, so trajectories carry ids (model agents carry their own).
         progress: show a tqdm bar over finished episodes.
+        env_workers: N > 0 runs the environments in N local ``interplay serve`` processes per distinct
+            (id, kwargs) and plays them through ``RemoteEnv``, so CPU-heavy environments step on several
+            cores (needs the openenv extra). The servers are started once per process and kept for later
+            rollouts (``interplay.integrations.local_servers.shared_servers``). Trajectories are the same
+            as in-process: ids, kwargs and seeds are the spec's.
+
+    Environments whose steps wait outside this interpreter (remote ones, those declaring
+    ``TextEnv.slow_step``) are stepped at once within each turn, from threads; others one after another.
     """
     if not isinstance(group_size, int) or group_size < 1:
         raise ValueError(f"group_size must be a positive integer, got {group_size!r}.")
     if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
         raise ValueError(f"max_turns must be a positive integer or None, got {max_turns!r}.")
+    if isinstance(env_workers, bool) or not isinstance(env_workers, int) or env_workers < 0:
+        raise ValueError(f"env_workers must be a non-negative integer (0: environments in this process), "
+                         f"got {env_workers!r}.")
     specs = _specs(envs, seeds)
     drawn = random.SystemRandom()
-    episodes = []
+    starts = []
     for group, spec in enumerate(specs):
         seed = spec.seed if spec.seed is not None else drawn.randrange(2**31)
-        episodes += [_Episode(spec, seed, group, max_turns) for _ in range(group_size)]
+        starts += [(spec, seed, group)] * group_size
+    urls = _worker_urls(specs, env_workers)
+    calls = _Calls(bool(urls) or any(_slow_step(spec.id) for spec in specs), len(starts))
+    try:
+        return _play(starts, agent, calls, urls, max_turns, tokenizer, progress)
+    finally:
+        calls.close()
+
+
+def _worker_urls(specs: list[EnvSpec], env_workers: int) -> dict[int, list[str]]:
+    """Group (spec index) -> the urls of the local servers running its environment (none without env_workers)."""
+    if not env_workers:
+        return {}
+    from interplay.integrations.local_servers import shared_servers
+
+    return {group: shared_servers(spec.id, spec.kwargs, env_workers).urls for group, spec in enumerate(specs)}
+
+
+def _step(args: tuple[_Episode, Reply, str | None, Any]) -> bool:
+    episode, reply, error, expert_probs = args
+    return episode.step(reply, error, expert_probs)
+
+
+def _play(starts: list[tuple[EnvSpec, int, int]], agent: Agent, calls: _Calls, urls: dict[int, list[str]],
+          max_turns: int | None, tokenizer: Any, progress: bool) -> list[Trajectory]:
+    episodes = calls.map(lambda start: _Episode(*start, max_turns, urls.get(start[2])), starts)
     model_ids = agent.encoder is not None
     encoder = agent.encoder if model_ids else tokenizer if isinstance(tokenizer, ChatEncoder) else \
         ChatEncoder(tokenizer) if tokenizer is not None else None
@@ -293,13 +373,13 @@ def rollout(
     while live:
         # A seeded-stochastic expert's distribution over its replies (drawn before it acts), recorded for
         # the exact log μ(y|x) of the coverage profile (interplay.evaluation.expert_log_likelihood).
-        expert_probs = {row: episodes[row].env.unwrapped.expert_action_probs() for row in live} \
+        expert_probs = dict(zip(live, calls.map(lambda row: episodes[row].env.unwrapped.expert_action_probs(), live))) \
             if agent.wants_expert_actions else {}
-        finished = []
-        for row, (reply, error) in _replies(session, agent, episodes, live).items():
+        replies = _replies(session, agent, episodes, live, calls)
+        for row, (reply, _) in replies.items():
             episodes[row].record_reply(reply, encoder, model_ids)
-            if episodes[row].step(reply, error, expert_probs.get(row)):
-                finished.append(row)
+        ended = calls.map(_step, [(episodes[row], *replies[row], expert_probs.get(row)) for row in replies])
+        finished = [row for row, end in zip(replies, ended) if end]
         if finished:
             session.drop(finished)
             gone = set(finished)

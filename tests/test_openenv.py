@@ -273,3 +273,46 @@ def test_serve_rejects_bad_input_in_one_line(capsys):
     assert "Did you mean: interplay/Maze-v0" in capsys.readouterr().err
     assert cli.main(["serve", "interplay/Maze-v0", "--env-kwargs", '{"size": -1}']) == 2
     assert "must be an integer" in capsys.readouterr().err
+
+
+def test_a_remote_batch_stepped_at_once_plays_as_one_stepped_in_turn(servers, monkeypatch):
+    """Remote episodes of a turn are stepped at once (threads); the trajectories are those of the plain loop."""
+    import interplay.rollout as rollout_module
+
+    spec, agent, seeds = EnvSpec("interplay/Remote-v0", {"url": servers["interplay/Maze-v0"]}), from_spec("expert"), \
+        list(range(12))
+    at_once = rollout(spec, agent, seeds=seeds, group_size=2)
+    monkeypatch.setattr(rollout_module, "MAX_STEP_THREADS", 1)  # one thread: the plain loop
+    in_turn = rollout(spec, agent, seeds=seeds, group_size=2)
+    assert [t.to_dict() | {"manifest": None} for t in at_once] == [t.to_dict() | {"manifest": None} for t in in_turn]
+
+
+def test_env_workers_play_in_local_servers_as_in_process():
+    agent, seeds = from_spec("expert"), [0, 1, 2, 3, 4, 5]
+    local = rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds)
+    served = rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds, env_workers=2)
+    for s, lo in zip(served, local):
+        assert (s.env_id, s.env_kwargs, s.seed, s.messages, s.rewards, s.infos, s.outcome) == (
+            lo.env_id, lo.env_kwargs, lo.seed, lo.messages, lo.rewards, lo.infos, lo.outcome)
+    from interplay.integrations.local_servers import shared_servers
+
+    servers = shared_servers("interplay/Maze-v0", MAZE_KWARGS, 2)  # the same ones, kept for later rollouts
+    assert len(servers.urls) == 2
+    servers.stop()
+    with pytest.raises(RuntimeError, match="(?s)exited with code.*env_workers=0"):
+        rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds, env_workers=2)
+    with pytest.raises(ValueError, match="env_workers must be a non-negative integer"):
+        rollout("interplay/Maze-v0", agent, env_workers=-1)
+
+
+def test_cli_rollout_with_env_workers_writes_the_in_process_trajectories(tmp_path):
+    from interplay import cli
+    from interplay.rollout import load_trajectories
+
+    common = ["rollout", "--env", "interplay/Maze-v0", "--env-kwargs", json.dumps(MAZE_KWARGS), "-n", "3",
+              "--model", "expert"]
+    assert cli.main([*common, "--out", str(tmp_path / "local.jsonl")]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "served.jsonl"), "--env-workers", "1"]) == 0
+    local, served = load_trajectories(tmp_path / "local.jsonl"), load_trajectories(tmp_path / "served.jsonl")
+    assert [t.messages for t in served] == [t.messages for t in local]
+    assert [t.prompt_ids + t.completion_ids for t in served] == [t.prompt_ids + t.completion_ids for t in local]

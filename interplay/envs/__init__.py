@@ -47,7 +47,7 @@ def register_builtin() -> None:
 
     from interplay.registry import register_unavailable
 
-    gym.register(id="interplay/Remote-v0", entry_point="interplay.integrations.openenv:RemoteEnv")
+    gym.register(id="interplay/Remote-v0", entry_point="interplay.integrations.openenv_client:RemoteEnv")
     register_unavailable(
         "interplay/Remote-v0",
         "a client, not an environment: gym.make('interplay/Remote-v0', url='http://HOST:PORT') plays the "

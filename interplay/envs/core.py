@@ -59,7 +59,8 @@ def _no_shared_memory(space: AnyText, n: int = 1, ctx: Any = None) -> Any:
     raise ValueError(
         "interplay environments have free-text observations, which gymnasium's shared memory cannot "
         "hold. Use gym.make_vec(..., vectorization_mode='sync'), or 'async' with "
-        "vector_kwargs={'shared_memory': False}."
+        "vector_kwargs={'shared_memory': False}. To step CPU-heavy environments on several cores during "
+        "rollouts, use rollout(..., env_workers=N) or --env-workers N (local environment servers)."
     )
 
 
@@ -87,6 +88,9 @@ class TextEnv(gym.Env[str, str]):
     #: Same seed and same actions give the same episode. Set False (and say why in the docstring)
     #: only for wrapped third-party games that cannot be seeded.
     deterministic: ClassVar[bool] = True
+    #: A step waits on something outside this interpreter (the network, a subprocess), so ``rollout``
+    #: steps a batch of these episodes at once from threads; cheap in-process steps keep the plain loop.
+    slow_step: ClassVar[bool] = False
 
     def __init__(self, max_turns: int = 20, render_mode: str | None = "ansi") -> None:
         if render_mode not in (None, "ansi"):

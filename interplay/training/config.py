@@ -92,6 +92,9 @@ class ImitationConfig:
             trajectory's manifest and stated to the agent where it is tighter than the environment's
             own limit. None (default): the environment's own limit.
         seed_start: first training seed (episodes use consecutive seeds after it).
+        env_workers: N > 0 plays the training episodes' environments in N local ``interplay serve``
+            processes (``rollout(env_workers=N)``: CPU-heavy environments on several cores); 0 (default): in
+            this process.
         eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every``
             optimizer steps and at the end (0 disables the periodic ones).
         max_new_tokens: per reply, when the learner plays (DAgger, evaluation).
@@ -114,6 +117,7 @@ class ImitationConfig:
     dagger_temperature: float = 1.0
     max_turns: int | None = None
     seed_start: int = TRAIN_SEED_START
+    env_workers: int = 0
     eval_episodes: int = 100
     eval_every: int = 0
     max_new_tokens: int = 16
@@ -154,6 +158,9 @@ class GRPOTrainingConfig:
             trajectory's manifest and stated to the agent where it is tighter than the environment's own
             limit. None (default): the environment's own limit.
         max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
+        env_workers: N > 0 plays the training episodes' environments in N local ``interplay serve``
+            processes (``rollout(env_workers=N)``: CPU-heavy environments on several cores); 0 (default): in
+            this process.
         discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
         exploration: reward shapers applied per group (``interplay.training.exploration``): an
             ``ExplorationConfig``, a dict of its fields (YAML/JSON), or the short form of
@@ -179,6 +186,7 @@ class GRPOTrainingConfig:
     seed_start: int = TRAIN_SEED_START
     max_turns: int | None = None
     max_new_tokens: int = 16
+    env_workers: int = 0
     discount: float = 1.0
     exploration: ExplorationConfig | None = None
     eval_episodes: int = 100

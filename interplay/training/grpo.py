@@ -231,7 +231,7 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
             specs.append(EnvSpec(env_id, dict(config.env_kwargs), seed))
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
         agent = episode_agent(config, trainer, model, tokenizer)
-        played = rollout(specs, agent, max_turns=config.max_turns)
+        played = rollout(specs, agent, max_turns=config.max_turns, env_workers=config.env_workers)
         out = episode_fields(played, tokenizer.eos_token_id, config.discount)
         if wants_hidden:
             out["hidden"] = episode_hidden(model, out["prompt_ids"], out["completion_ids"], out["env_mask"])

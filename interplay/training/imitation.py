@@ -94,7 +94,8 @@ def expert_dataset(config: ImitationConfig, tokenizer: Any, seed_start: int | No
     start = config.seed_start if seed_start is None else seed_start
     spec = EnvSpec(config.env, dict(config.env_kwargs))
     trajectories = rollout(spec, ExpertAgent(), seeds=train_seeds(config.episodes, start), max_turns=config.max_turns,
-                           tokenizer=ChatEncoder(tokenizer, config.chat_template_kwargs), progress=progress)
+                           tokenizer=ChatEncoder(tokenizer, config.chat_template_kwargs), progress=progress,
+                           env_workers=config.env_workers)
     if not any(t.success for t in trajectories):
         raise ValueError(f"the expert of {config.env} never succeeded in {len(trajectories)} episodes: "
                          "check env_kwargs / max_turns.")
@@ -218,7 +219,7 @@ def _dagger(config: ImitationConfig, trainer: SFTTrainer, rows: list[dict[str, l
                           max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
         labeler = ExpertLabeler(learner)
         played = rollout(spec, labeler, seeds=train_seeds(config.dagger_episodes, next_seed),
-                         max_turns=config.max_turns, progress=progress)
+                         max_turns=config.max_turns, progress=progress, env_workers=config.env_workers)
         next_seed += config.dagger_episodes
         rows = rows + dagger_rows(played, labeler.labels, learner.encoder)
         trainer.train_dataset = Dataset.from_list(rows)

@@ -1,0 +1,393 @@
+"""Play an environment that an ``interplay serve`` server (an OpenEnv server) runs: :class:`RemoteEnv`.
+
+``RemoteEnv`` speaks OpenEnv's WebSocket protocol itself (``openenv_internals.WIRE``) over ``websockets``,
+with no OpenEnv client code, so changes inside OpenEnv's client cannot break it. Every RemoteEnv of a
+process runs its requests on one background event loop (:class:`_Loop`), so requests from several
+threads (``rollout`` stepping a batch at once) are in flight together.
+
+Given several urls (a pool of servers serving the same id), each new session goes to the next server in
+turn; a server at capacity or unreachable is skipped for the next one.
+
+:class:`InterplayClient` is OpenEnv's own async client, typed for an interplay server, for code that
+uses OpenEnv's client API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import json
+import os
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from interplay.envs.core import TextEnv
+from interplay.integrations.openenv_internals import INSTALL
+from interplay.integrations.openenv_server import DEFAULT_LIMITS
+from interplay.integrations.openenv_wire import InterplayAction, InterplayObservation, InterplayState
+from interplay.jsonable import jsonable
+
+try:
+    from openenv.core.client_types import StepResult
+    from openenv.core.env_client import EnvClient
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import ConnectionClosed
+except ImportError as _error:  # pragma: no cover - a tested version has them
+    raise ImportError(f"interplay's OpenEnv client cannot import OpenEnv's client or websockets: {INSTALL}") from _error
+
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)  # distinct on 3.10
+
+
+class RemoteEnvError(ConnectionError):
+    """The server could not be reached, stopped answering, or closed the session."""
+
+
+class ServerError(RuntimeError):
+    """The server answered a request with an error message (``code`` is OpenEnv's, e.g. CAPACITY_REACHED)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(f"Server error: {message} (code: {code})")
+        self.code = code
+
+
+class InterplayClient(EnvClient[InterplayAction, InterplayObservation, InterplayState]):
+    """OpenEnv's async WebSocket client, typed for an ``interplay serve`` server.
+
+    ``step`` takes an :class:`InterplayAction` or the reply as a plain str. :class:`RemoteEnv` is the
+    Gymnasium face of a server and does not use this class.
+    """
+
+    def _step_payload(self, action: InterplayAction | str) -> dict[str, Any]:
+        if isinstance(action, str):
+            return {"message": action}
+        return action.model_dump(exclude_defaults=True)
+
+    def _parse_result(self, payload: dict[str, Any]) -> StepResult[InterplayObservation]:
+        observation = _observation(payload)
+        return StepResult(observation=observation, reward=observation.reward, done=observation.done)
+
+    def _parse_state(self, payload: dict[str, Any]) -> InterplayState:
+        return InterplayState.model_validate(payload)
+
+
+def _observation(payload: dict[str, Any]) -> InterplayObservation:
+    return InterplayObservation(**payload.get("observation", {}), reward=payload.get("reward"),
+                                done=payload.get("done", False))
+
+
+def _ws_url(url: str) -> str:
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if url.startswith(http):
+            url = ws + url[len(http):]
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"RemoteEnv urls start with http://, https://, ws:// or wss://, got {url!r}.")
+    return url.rstrip("/") + ("" if url.rstrip("/").endswith("/ws") else "/ws")
+
+
+class _Session:
+    """One WebSocket session with an OpenEnv server: send a request, read its answer."""
+
+    def __init__(self, socket: ClientConnection, timeout: float) -> None:
+        self.socket, self.timeout = socket, timeout
+
+    @classmethod
+    async def open(cls, url: str, connect_timeout: float, timeout: float) -> _Session:
+        socket = await connect(_ws_url(url), open_timeout=connect_timeout, max_size=DEFAULT_LIMITS.max_message_bytes,
+                               compression=None, ping_interval=20, ping_timeout=20)
+        return cls(socket, timeout)
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await self.socket.send(json.dumps(message, ensure_ascii=False))
+        except ConnectionClosed:
+            pass  # a server that refused the session sent why before closing: read it below
+        answer = json.loads(await asyncio.wait_for(self.socket.recv(), self.timeout))
+        if answer.get("type") == "error":
+            data = answer.get("data") or {}
+            raise ServerError(str(data.get("message", "unknown error")), str(data.get("code", "UNKNOWN")))
+        return answer.get("data") or {}
+
+    async def close(self) -> None:
+        try:
+            await self.socket.send(json.dumps({"type": "close"}))
+        except ConnectionClosed:
+            pass
+        await self.socket.close()
+
+    def abort(self) -> None:
+        """Cut the connection now (from the loop's thread): a late answer must not be read as the next one's."""
+        transport = getattr(self.socket, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+
+class _Loop:
+    """One background event loop per process that runs every RemoteEnv's requests.
+
+    Keeping the loop running between calls keeps WebSocket keep-alive pings answered while the
+    caller is busy (say, generating with a model), so idle sessions are not dropped.
+    """
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _pid: int | None = None
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._pid != os.getpid():  # none yet, or inherited by a fork
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="interplay-remote-env", daemon=True).start()
+                cls._loop, cls._pid = loop, os.getpid()
+            return cls._loop
+
+    @classmethod
+    def run(cls, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, cls.get())
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+
+class _Pool:
+    """The servers a RemoteEnv may play on, and where the next session goes (round robin, per process)."""
+
+    _turns: dict[tuple[str, ...], itertools.count] = {}
+    _served: dict[tuple[str, ...], dict[str, Any]] = {}  # what the pool's first server said it serves
+    _lock = threading.Lock()
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self.urls = tuple(urls)
+        with self._lock:
+            self._turn = self._turns.setdefault(self.urls, itertools.count())
+
+    def check(self, url: str, state: dict[str, Any]) -> None:
+        """Raise RemoteEnvError unless the server at ``url`` serves what the pool's other servers serve."""
+        served = {"env_id": state.get("env_id"), "env_kwargs": state.get("env_kwargs")}
+        with self._lock:
+            first = self._served.setdefault(self.urls, {**served, "url": url})
+        if (first["env_id"], first["env_kwargs"]) != (served["env_id"], served["env_kwargs"]):
+            raise RemoteEnvError(
+                f"the servers given to RemoteEnv serve different environments: {url} serves {served['env_id']} "
+                f"{served['env_kwargs']}, {first['url']} serves {first['env_id']} {first['env_kwargs']}; a pool "
+                "must serve one id with the same kwargs.")
+
+    def order(self) -> list[str]:
+        """Every url, starting with the one whose turn it is."""
+        with self._lock:
+            start = next(self._turn) % len(self.urls)
+        return list(self.urls[start:] + self.urls[:start])
+
+
+def _urls(url: str | Sequence[str] | None) -> list[str]:
+    urls = [url] if isinstance(url, str) else list(url or [])
+    if not urls or not all(isinstance(u, str) and u for u in urls):
+        raise ValueError(
+            "RemoteEnv needs the url of a running `interplay serve ENV_ID --port P` server (or a list of urls of "
+            "servers that serve the same id), e.g. gym.make('interplay/Remote-v0', url='http://127.0.0.1:8000').")
+    for u in urls:
+        _ws_url(u)
+    return urls
+
+
+class RemoteEnv(TextEnv):
+    """A ``TextEnv`` played by an ``interplay serve`` server (an OpenEnv server) at ``url``.
+
+    ``gym.make("interplay/Remote-v0", url="http://127.0.0.1:8000")``. Each instance holds one
+    WebSocket session: its own environment on the server, so many can play at once. Observations,
+    rewards, ``terminated``/``truncated`` and ``info`` are the served environment's, as JSON (see
+    ``interplay.integrations.openenv``). ``system_prompt``, ``expert_action()``,
+    ``expert_action_probs()``, ``outcome()`` and ``render()`` ask the server.
+
+    Kwargs: ``url`` (http://, https://, ws:// or wss://; required), or a list of urls of servers that serve
+    the same id and kwargs (a pool: each session goes to the next one in turn, skipping a server at
+    capacity or unreachable); ``timeout`` (seconds to wait for any answer, default 60; above the server's
+    step time limit, so a slow step is heard as truncated), ``connect_timeout`` (default 10). A server is
+    contacted at construction, so a wrong url fails at ``gym.make``.
+
+    Errors: a server that cannot be reached, dies or does not answer within ``timeout`` raises
+    :class:`RemoteEnvError` and loses the episode: ``step()`` then refuses until ``reset()``, which
+    opens a new session. An error inside the served environment raises RuntimeError with the
+    server's message, and the session goes on.
+    """
+
+    #: Each step waits on the network: rollout steps a batch of these at once (``TextEnv.slow_step``).
+    slow_step = True
+
+    def __init__(self, url: str | Sequence[str] | None = None, *, timeout: float = 60.0, connect_timeout: float = 10.0,
+                 render_mode: str | None = "ansi") -> None:
+        urls = _urls(url)
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
+        super().__init__(render_mode=render_mode)
+        self.urls, self._pool = urls, _Pool(urls)
+        self.url = urls[0]  # the server of the current session
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self._session: _Session | None = None
+        self._lost = False
+        self.env_id, self.env_kwargs = "", {}
+        state = self._connect_state()
+        self.env_id = state["env_id"]
+        self.env_kwargs = state.get("env_kwargs", {})
+        self.deterministic = state.get("deterministic", True)  # type: ignore[misc]  (a ClassVar on TextEnv)
+        self.max_turns = state.get("max_turns")  # type: ignore[assignment]
+        self.system_prompt = state.get("system_prompt", "")
+        self._expert = bool(state.get("expert"))
+
+    # ---- transport ------------------------------------------------------------------------------
+    def _connect(self) -> _Session:
+        """The current session, or a new one on the next server of the pool that takes it."""
+        if self._session is None:
+            self._connect_state()
+        return self._session  # type: ignore[return-value]
+
+    def _connect_state(self) -> dict[str, Any]:
+        """Open a session on the next server of the pool that takes it; return that server's state."""
+        failures = []
+        for url in self._pool.order():
+            try:
+                session = _Loop.run(_Session.open(url, self.connect_timeout, self.timeout), self.connect_timeout + 5.0)
+            except Exception as error:
+                failures.append(f"{url}: cannot reach it ({type(error).__name__}: {error})")
+                continue
+            try:  # a server at capacity accepts the connection, then sends why it refuses the session
+                state = _Loop.run(session.request({"type": "state"}), self.timeout + 5.0)
+            except ServerError as error:
+                _Loop.run(session.close(), 5.0)
+                failures.append(f"{url}: {'at capacity' if error.code == 'CAPACITY_REACHED' else 'refused'} ({error})")
+                continue
+            except Exception as error:
+                _Loop.get().call_soon_threadsafe(session.abort)
+                failures.append(f"{url}: cannot reach it ({type(error).__name__}: {error})")
+                continue
+            try:
+                self._pool.check(url, state)
+            except RemoteEnvError:
+                _Loop.run(session.close(), 5.0)
+                raise
+            self._session, self.url = session, url
+            return state
+        at_capacity = all("at capacity" in failure for failure in failures)
+        advice = ("start the servers with a larger --max-sessions, add servers to the url list, or close other "
+                  "sessions" if at_capacity else "start one with `interplay serve ENV_ID --port P` and pass its url")
+        raise RemoteEnvError(f"no interplay server took a session: {'; '.join(failures)}. To fix: {advice}.")
+
+    def _drop_connection(self) -> None:
+        """Forget a session that cannot be trusted any more (a late answer must not be read as the
+        answer to the next request): close it if the server answers, else cut the connection."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            _Loop.run(session.close(), 1.0)
+        except BaseException:
+            _Loop.get().call_soon_threadsafe(session.abort)
+
+    def _call(self, message: dict[str, Any], doing: str) -> dict[str, Any]:
+        session = self._connect()
+        try:
+            return _Loop.run(session.request(message), self.timeout + 5.0)
+        except ServerError as error:  # the environment raised; the session goes on
+            raise RuntimeError(f"the served environment failed to {doing}: {error}") from None
+        except Exception as error:  # connection closed or refused, no answer in time, a garbled answer
+            raise self._lose(doing, error) from None
+        except BaseException:  # interrupted mid-request: the session's next answer is this one's
+            self._lose(doing, KeyboardInterrupt())
+            raise
+
+    def _lose(self, doing: str, error: BaseException) -> RemoteEnvError:
+        self._drop_connection()
+        episode_running = not self._finished
+        self._finished, self._lost = True, episode_running
+        if isinstance(error, _TIMEOUTS):
+            why = f"no answer within {self.timeout:g} s"
+        else:
+            why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        lost = f" The episode (turn {self.turn}) is lost; reset() starts a new session." if episode_running else ""
+        return RemoteEnvError(f"the interplay server at {self.url} failed to {doing} ({why}).{lost}")
+
+    def _step(self, data: dict[str, Any], doing: str) -> InterplayObservation:
+        return _observation(self._call({"type": "step", "data": data}, doing))
+
+    def _query(self, query: str) -> Any:
+        return self._step({"query": query}, f"answer {query}").result
+
+    # ---- the Gymnasium API ----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        gym_reset = super(TextEnv, self).reset  # gymnasium.Env.reset: seeds self.np_random
+        gym_reset(seed=seed)
+        data: dict[str, Any] = {"seed": seed}
+        if options is not None:
+            data["options"] = jsonable(options)
+        observation = _observation(self._call({"type": "reset", "data": data}, "reset"))
+        self.turn, self._finished, self._lost = 0, False, False
+        if observation.system_prompt is not None:
+            self.system_prompt = observation.system_prompt
+        return observation.text, observation.info
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._finished:
+            raise RuntimeError(
+                "RemoteEnv.step() called on a finished episode (or before reset())"
+                + (", lost with the connection to the server" if self._lost else "")
+                + "; call reset() to start a new one."
+            )
+        if not isinstance(action, str):
+            raise TypeError(
+                f"RemoteEnv.step() takes the agent's reply as a str, got {type(action).__name__}: {action!r:.80}"
+            )
+        observation = self._step({"message": action}, "step")
+        self.turn = int(observation.info.get("turn", self.turn + 1))
+        if observation.terminated or observation.truncated:
+            self._finished = True
+        reward = 0.0 if observation.reward is None else float(observation.reward)
+        return observation.text, reward, observation.terminated, observation.truncated, observation.info
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            return None
+        return self._query("render")
+
+    def outcome(self) -> str:
+        return self._query("outcome")
+
+    def expert_action(self) -> str | None:
+        """The served environment's expert reply (None where it has none, or the server hides it)."""
+        return self._query("expert_action") if self._expert else None
+
+    def expert_action_probs(self) -> dict[str, float] | None:
+        """The served expert's distribution over its next reply (None where it has none, or the server
+        hides the expert)."""
+        return self._query("expert_action_probs") if self._expert else None
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                _Loop.run(session.close(), 5.0)
+            except BaseException:
+                pass
+        super().close()
+
+    def __del__(self) -> None:
+        # Environments are often dropped without close() (rollout makes and forgets them): end the
+        # session anyway, without waiting, so the server's session slots are not used up.
+        session, loop = self.__dict__.get("_session"), _Loop._loop
+        if session is not None and loop is not None and _Loop._pid == os.getpid() and not loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(session.close(), loop)
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        where = self.url if len(getattr(self, "urls", ())) < 2 else f"{self.url} (pool of {len(self.urls)})"
+        return f"<RemoteEnv {getattr(self, 'env_id', '?')} at {where}>"
+
+
+__all__ = ["InterplayClient", "RemoteEnv", "RemoteEnvError", "ServerError"]
