@@ -7,6 +7,7 @@ Built on the feedback-episode mechanism like MathFeedback.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -18,11 +19,43 @@ from interplay.seeds import EVAL_SEED_START
 SPLITS = ("by_seed", "all", "train", "eval")
 #: One code in HELD_OUT_EVERY belongs to the "eval" split, the others to "train".
 HELD_OUT_EVERY = 5
+#: The key of the permutation that draws the held-out codes (fixed: the split is part of the task).
+SPLIT_KEY = 20250419
+_ROUNDS = 6
+
+
+def _round(key: int, digits: int, round_: int, half: int) -> int:
+    data = f"{key}:{digits}:{round_}:{half}".encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def code_rank(code: str, key: int = SPLIT_KEY) -> int:
+    """The code's place in a fixed pseudo-random permutation of all ``10**len(code)`` codes.
+
+    The permutation is a keyed Feistel network over the smallest even number of bits that holds
+    every code, walked in cycles until it lands back among the codes, so it is a bijection of
+    ``range(10**digits)`` computed one code at a time (no table of 10**8 codes for 8 digits).
+    """
+    digits, size = len(code), 10 ** len(code)
+    bits = (size - 1).bit_length()
+    half_bits = (bits + 1) // 2
+    mask = (1 << half_bits) - 1
+    x = int(code)
+    while True:  # cycle walking: at most a few passes, 10**d fills more than a quarter of 4**half_bits
+        left, right = x >> half_bits, x & mask
+        for r in range(_ROUNDS):
+            left, right = right, left ^ (_round(key, digits, r, right) & mask)
+        x = (left << half_bits) | right
+        if x < size:
+            return x
 
 
 def code_split(code: str) -> str:
-    """The split a code belongs to: a fixed pseudo-random fifth of all codes is held out."""
-    return "eval" if (int(code) * 7919 + len(code)) % HELD_OUT_EVERY == 0 else "train"
+    """The split a code belongs to: the first fifth of all codes in a fixed pseudo-random
+    permutation (``code_rank``) is held out ("eval"), the rest is "train". Exactly
+    ``10**digits // 5`` codes are held out, drawn without regard to their digits, so every digit
+    position takes every value about equally often in both parts."""
+    return "eval" if code_rank(code) < 10 ** len(code) // HELD_OUT_EVERY else "train"
 
 
 def digit_hints(secret: str, guess: str) -> str:
