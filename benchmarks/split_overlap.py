@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=1_000, help="held-out tasks (seeds from EVAL_SEED_START)")
     parser.add_argument("--textarena", action="store_true", help="TextArena's one-player games instead")
     parser.add_argument("--reasoning-gym", action="store_true", help="a few reasoning-gym tasks instead")
+    parser.add_argument("--only", nargs="+", help="only the ids that contain one of these strings")
     args = parser.parse_args()
     settings: list[tuple[str, dict[str, Any], Callable[..., Any], bool]] = []
     if args.textarena:
@@ -93,6 +94,8 @@ def main() -> None:
         for family in ("arithmetic", "linear", "fractions", "word"):
             settings.append(("interplay/MathFeedback-v0", {"difficulty": 1, "families": family}, feedback_key, False))
         settings.append(("interplay/CodeBreaker-v0", {}, feedback_key, False))
+    if args.only:
+        settings = [s for s in settings if any(part in s[0] for part in args.only)]
     rows = []
     for env_id, kwargs, key, with_observation in settings:
         start = time.perf_counter()

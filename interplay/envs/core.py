@@ -1,4 +1,5 @@
-"""TextEnv: the contract every interplay environment keeps (see DESIGN.md, "Environment contract").
+"""TextEnv: the contract every interplay environment keeps (``tests/test_contract.py`` checks it on
+every registered id).
 
 Subclasses implement four small hooks and get the rest of the contract for free:
 
@@ -12,6 +13,11 @@ Subclasses implement four small hooks and get the rest of the contract for free:
 and may override ``expert_action()`` and ``expert_action_probs()``. The base class counts turns,
 truncates at ``self.max_turns``, fills the ``info`` keys every environment sets (``turn``,
 ``invalid_action``, and at the end ``success`` and ``outcome``), and refuses to step a finished episode.
+
+An environment class's docstring has Gymnasium's sections, as Markdown headings (``DOC_SECTIONS``):
+Description, Action Space, Observation Space, Rewards, Starting State, Episode End, Arguments, Version
+History; interplay's environments add Held-out Tasks (how held-out tasks differ from training tasks)
+and, where there is one, Expert.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector.utils import shared_memory
 from gymnasium.wrappers import TimeLimit
+
+#: The sections of an environment class's docstring, in Gymnasium's order (``## Description``, ...).
+DOC_SECTIONS = ("Description", "Action Space", "Observation Space", "Rewards", "Starting State", "Episode End",
+                "Arguments", "Version History")
 
 # Large enough for any reply an agent can produce (a 1 MB reply is legal, if unwise).
 MAX_TEXT_LENGTH = 10_000_000
