@@ -2,7 +2,9 @@
 
 Pure functions over numbers (success counts, log-probabilities, outcome strings); they know nothing
 of environments, models or Trajectory records, so the evaluation loop and the GRPO trainer can both
-call them. See DESIGN.md "Coverage" for why these are the quantities to look at.
+call them. pass@k and the coverage profile say how likely k sampled episodes are to hold a success
+(what reinforcement learning on sampled episodes can build on); success by turn, diversity and entropy
+say how an agent spends its turns and how varied its episodes are.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def mean_interval(values: ArrayLike, confidence: float = 0.95, method: str = "no
 
     ``method="normal"``: mean ± z·s/√T; ``"t"``: mean ± t·s/√T with Student's t on T − 1 degrees of
     freedom (for few values, e.g. one per training seed); ``"bootstrap"``: percentile interval of ``n_boot``
-    resamples of tasks (seeded). 100 tasks give roughly ±5 points on a success rate near 50% (NOTES.md).
+    resamples of tasks (seeded). 100 tasks give roughly ±5 points on a success rate near 50% (the
+standard error of a mean of 100 draws of 0 or 1 at p = 0.5 is √(0.25/100) = 0.05).
     One value gives a NaN interval for ``"normal"`` and ``"t"``.
     """
     x = np.asarray(values, dtype=np.float64).ravel()

@@ -9,6 +9,7 @@ environments) or a callable (called once with no arguments).
 from __future__ import annotations
 
 import difflib
+import sys
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,6 +26,7 @@ class EnvEntry:
     description: str
     available: bool = True
     reason: str = ""  # why an unavailable environment cannot run here
+    origin: str = ""  # what registered it: entry point, kwargs, and the caller's module and line
 
     def __str__(self) -> str:
         if self.available:
@@ -42,15 +44,40 @@ def register(id: str, entry_point: Any, description: str, **kwargs: Any) -> None
     ``kwargs`` go to ``gymnasium.register`` (for example ``kwargs={...}`` for default constructor
     arguments). A variant of an environment with settings of its own (a size, a turn limit) is an id of
     its own with those ``kwargs``, so the id alone names the task: ``interplay/Maze-4x4-v0`` is
-    ``MazeEnv`` with ``kwargs={"size": 4, "max_turns": 12}``. Registering an id twice replaces the
-    first registration.
+    ``MazeEnv`` with ``kwargs={"size": 4, "max_turns": 12}``. Registering an id again replaces the
+    first registration and warns with both origins (entry point, kwargs, and the module and line that
+    registered it), unless it is the same registration from the same place (a module reloaded).
     """
     if "/" not in id or not id.rsplit("-v", 1)[-1].isdigit():
         raise ValueError(f"environment id {id!r} must look like 'namespace/Name-v0'.")
+    origin = _origin(entry_point, kwargs)
+    previous = _ENTRIES.get(id)
     if id in gym.registry:
+        if previous is None or previous.origin != origin:
+            before = previous.origin if previous is not None else _origin(
+                gym.registry[id].entry_point, {"kwargs": gym.registry[id].kwargs}, caller=False)
+            warnings.warn(f"{id} is registered again, and the new registration replaces the first: first "
+                          f"{before}; now {origin}. Give one of them another id (or version) to keep both.",
+                          RuntimeWarning, stacklevel=2)
         del gym.registry[id]
     gym.register(id=id, entry_point=entry_point, **kwargs)
-    _ENTRIES[id] = EnvEntry(id, " ".join(description.split()))
+    _ENTRIES[id] = EnvEntry(id, " ".join(description.split()), origin=origin)
+
+
+def _origin(entry_point: Any, kwargs: dict[str, Any], caller: bool = True) -> str:
+    """Where a registration comes from: its entry point and kwargs, and the code outside this module
+    that called ``register``."""
+    if not isinstance(entry_point, str):
+        entry_point = f"{getattr(entry_point, '__module__', '?')}:{getattr(entry_point, '__qualname__', entry_point)}"
+    text = entry_point + (f" {kwargs}" if kwargs else "")
+    if not caller:
+        return f"{text} (registered with gymnasium.register)"
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    if frame is None:
+        return text
+    return f"{text} (registered by {frame.f_globals.get('__name__', '?')}, {frame.f_code.co_filename}:{frame.f_lineno})"
 
 
 def register_unavailable(id: str, reason: str) -> None:
@@ -69,10 +96,18 @@ def describe(env_id: str) -> str:
     return _ENTRIES[env_id].description if env_id in _ENTRIES else ""
 
 
-def make(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make`` with an error that lists close matches (and says why an env is unavailable)."""
+def make(env_id: str, *, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make`` with an error that lists close matches (and says why an env is unavailable).
+
+    ``max_episode_steps`` becomes interplay's ``TurnLimit`` wrapper (recorded in ``env.spec``, so a
+    rollout's manifest holds it) instead of gymnasium's ``TimeLimit``. (``gym.make`` itself adds a
+    ``TimeLimit``; an interplay environment notices it at reset and applies ``TurnLimit``'s rule.)"""
     check_env_id(env_id)
-    return gym.make(env_id, **kwargs)
+    if max_episode_steps is None:
+        return gym.make(env_id, **kwargs)
+    from interplay.envs.core import TurnLimit
+
+    return TurnLimit(gym.make(env_id, **kwargs), max_episode_steps)
 
 
 def check_env_id(env_id: str) -> None:

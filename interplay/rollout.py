@@ -146,7 +146,7 @@ class _Episode:
             self.env = TurnLimit(self.env, max_turns)
         observation, info = self.env.reset(seed=seed)
         # The limit this episode is held to; the environment's own is known after reset (a maze sets it then).
-        self.turn_limit = self.env.limit if max_turns is not None else self.env.unwrapped.max_turns
+        self.turn_limit = self.env.limit if isinstance(self.env, TurnLimit) else self.env.unwrapped.turn_limit
         self.wrappers = [{"name": w.name, "entry_point": w.entry_point, "kwargs": jsonable(w.kwargs)}
                          for w in self.env.spec.additional_wrappers]
         system = self.env.unwrapped.system_prompt

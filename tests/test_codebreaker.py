@@ -1,6 +1,7 @@
 import itertools
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import interplay  # noqa: F401
@@ -42,15 +43,56 @@ def test_hints_are_digitwise_and_never_the_code():
             assert secret not in obs
 
 
+def all_codes(digits: int) -> list[str]:
+    return ["".join(d) for d in itertools.product("0123456789", repeat=digits)]
+
+
 def test_train_and_eval_codes_are_disjoint_and_cover_everything():
-    codes = ["".join(d) for d in itertools.product("0123456789", repeat=3)]
-    held_out = [c for c in codes if code_split(c) == "eval"]
-    assert 150 < len(held_out) < 250
+    held_out = [c for c in all_codes(3) if code_split(c) == "eval"]
+    assert len(held_out) == 200  # exactly a fifth
     train, evaluation = CodeBreakerEnv(split="train"), CodeBreakerEnv(split="eval")
     seen_train = {train.reset(seed=s)[1] and train.task.answer for s in range(300)}
     seen_eval = {evaluation.reset(seed=s)[1] and evaluation.task.answer for s in range(300)}
     assert not seen_train & seen_eval
     assert all(code_split(c) == "eval" for c in seen_eval)
+    assert all(code_split(c) == "train" for c in seen_train)
+
+
+def position_counts(codes: list[str], position: int) -> np.ndarray:
+    return np.bincount([int(c[position]) for c in codes], minlength=10)
+
+
+@pytest.mark.parametrize("digits", [2, 3, 4])
+def test_held_out_codes_spread_over_every_digit_like_the_training_codes(digits):
+    """Per digit position, the held-out and training codes' digit counts are a 2x10 table whose
+    chi-square (9 degrees of freedom) stays below 27.9, the 0.1% critical value: the held-out fifth
+    is not a shifted distribution. (The old rule, ``(7919 n + d) % 5 == 0``, held out exactly the
+    codes ending in two digits: chi-square 100 on the last position of 2-digit codes, 1000 for 3.)"""
+    codes = all_codes(digits)
+    held_out = [c for c in codes if code_split(c) == "eval"]
+    train = [c for c in codes if code_split(c) == "train"]
+    assert len(held_out) == len(codes) // 5
+    for position in range(digits):
+        table = np.stack([position_counts(held_out, position), position_counts(train, position)]).astype(float)
+        expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+        chi2 = ((table - expected) ** 2 / expected).sum()
+        assert chi2 < 27.9, (position, table[0])
+        if digits > 2:  # (20 held-out 2-digit codes can miss a value by chance)
+            assert (table[0] > 0).all()  # every digit value occurs at every position among held-out codes
+    if digits == 3:  # shares of each digit value: within 5 points of the training codes'
+        for position in range(digits):
+            share = position_counts(held_out, position) / len(held_out)
+            assert np.abs(share - position_counts(train, position) / len(train)).max() < 0.06
+
+
+def test_the_split_is_a_fixed_permutation_of_all_codes():
+    from interplay.envs.codebreaker import code_rank
+
+    for digits in (1, 2, 3):
+        ranks = sorted(code_rank(c) for c in all_codes(digits))
+        assert ranks == list(range(10**digits))  # a bijection: every rank once
+    assert code_rank("123", key=1) != code_rank("123") or code_rank("124", key=1) != code_rank("124")
+    assert code_split("12345678") in ("train", "eval")  # 8 digits: computed per code, no table
 
 
 def test_last_run_of_exactly_n_digits_is_the_guess():

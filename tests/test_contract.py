@@ -1,4 +1,4 @@
-"""The environment contract (DESIGN.md), checked on every registered environment.
+"""The environment contract (`interplay.envs.core.TextEnv`), checked on every registered environment.
 
 check_env, seeded determinism, the info keys, and a fuzz with arbitrary and adversarial replies:
 nothing an agent writes may crash an environment, and nothing it does prints.
@@ -218,3 +218,42 @@ def test_make_vec_sync_and_async_without_shared_memory():
     envs.close()
     with pytest.raises(ValueError, match="shared_memory"):
         gym.make_vec("interplay/Maze-v0", num_envs=2, vectorization_mode="async")
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_gym_make_max_episode_steps_acts_as_a_turn_limit(env_id):
+    """``gym.make(id, max_episode_steps=1)`` adds gymnasium's TimeLimit; the environment applies
+    TurnLimit's rule: it tells the agent and ends the episode with the end-of-episode keys."""
+    env = gym.make(env_id, max_episode_steps=1)
+    observation, _ = env.reset(seed=1)
+    own = env.unwrapped.max_turns
+    assert observation.endswith("Turn limit: 1 turns.") == (own > 1)
+    _, _, terminated, truncated, info = env.step("1")
+    assert terminated or truncated
+    assert isinstance(info["success"], bool) and isinstance(info["outcome"], str)
+
+
+def registered_classes() -> dict[str, type]:
+    from gymnasium.envs.registration import load_env_creator
+
+    classes = {}
+    for env_id in ALL_IDS:
+        entry_point = gym.spec(env_id).entry_point
+        creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        if isinstance(creator, type) and creator.__module__.startswith("interplay."):
+            classes[creator.__qualname__] = creator
+    return classes
+
+
+def test_every_environment_class_has_gymnasiums_docstring_sections():
+    from interplay.envs.core import DOC_SECTIONS
+    from interplay.envs.feedback import FeedbackEnv
+
+    classes = {**registered_classes(), "FeedbackEnv": FeedbackEnv}
+    assert {"MazeEnv", "MathFeedbackEnv", "CodeBreakerEnv"} <= set(classes)
+    for name, cls in classes.items():
+        doc = cls.__doc__ or ""
+        headings = re.findall(r"^\s*## (.+?)\s*$", doc, re.M)
+        wanted = [h for h in headings if h in DOC_SECTIONS]
+        assert wanted == list(DOC_SECTIONS), f"{name}: sections {headings}, want {DOC_SECTIONS} in this order"
+        assert "Held-out Tasks" in headings, f"{name} does not say how its held-out tasks are drawn"

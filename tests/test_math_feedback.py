@@ -454,3 +454,23 @@ def test_task_option_plays_a_given_task():
     obs, _ = env.reset(options={"task": Task("What is 2 + 2?", "4")})
     assert obs.startswith("What is 2 + 2?")
     assert env.step("four? no: 4")[1] == 1.0
+
+
+def test_held_out_problems_are_the_generator_at_disjoint_seeds_not_disjoint_problems():
+    """The split the docstring states: the same families in the same shares, and small task spaces
+    repeat (nearly every difficulty-1 "linear" held-out problem is a training problem)."""
+    from interplay.seeds import EVAL_SEED_START
+
+    env = MathFeedbackEnv()
+
+    def problems(seeds) -> list[tuple[str, str, str]]:
+        return [(env.reset(seed=s)[1]["family"], env.task.question, env.task.answer) for s in seeds]
+
+    train, held_out = problems(range(3000)), problems(range(EVAL_SEED_START, EVAL_SEED_START + 300))
+    for family in FAMILIES:
+        shares = [sum(t[0] == family for t in tasks) / len(tasks) for tasks in (train, held_out)]
+        assert abs(shares[0] - shares[1]) < 0.08
+    seen = set(train)
+    linear = [t for t in held_out if t[0] == "linear"]
+    assert linear and sum(t in seen for t in linear) / len(linear) > 0.9  # ~200 problems, ~750 drawn in training
+    assert 0.2 < sum(t in seen for t in held_out) / len(held_out) < 0.9

@@ -415,3 +415,27 @@ def test_gym_make_and_check_env():
     obs, info = env.reset(seed=0)
     assert obs.count("\n") == 13 and info["shortest_path"] >= 1
     assert "up, down, left or right" in env.unwrapped.system_prompt
+
+
+def maze_tasks(size: int, seeds) -> list:
+    env = MazeEnv(size=size)
+    tasks = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        tasks.append((tuple(env._open), env._start, env._goal, env._dist[env._start]))
+    return tasks
+
+
+def test_held_out_mazes_are_the_generator_at_disjoint_seeds_and_small_ones_repeat():
+    """The split the docstring states: same distribution, disjoint seeds; 3x3 mazes repeat, 5x5 do not."""
+    from interplay.seeds import EVAL_SEED_START
+
+    held_out = range(EVAL_SEED_START, EVAL_SEED_START + 300)
+    train4, eval4 = maze_tasks(4, range(1000)), maze_tasks(4, held_out)
+    mean = lambda tasks: sum(t[3] for t in tasks) / len(tasks)  # noqa: E731
+    assert abs(mean(train4) - mean(eval4)) < 0.5  # shortest paths: no shift
+    train3 = set(maze_tasks(3, range(2000)))
+    # About 30% of held-out 3x3 mazes are among 2,000 training mazes (80% among 10,000).
+    assert sum(t in train3 for t in maze_tasks(3, held_out)) / 300 > 0.2
+    train5 = set(maze_tasks(5, range(1000)))
+    assert not any(t in train5 for t in maze_tasks(5, held_out))

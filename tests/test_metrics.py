@@ -95,7 +95,7 @@ def test_mean_interval_normal_and_bootstrap():
     normal = mean_interval(x)
     assert normal.stderr == pytest.approx(x.std(ddof=1) / 10)
     assert normal.high - normal.mean == pytest.approx(1.959964 * normal.stderr, rel=1e-5)
-    assert 0.045 < normal.stderr < 0.055  # NOTES: 100 tasks ≈ ±5 points standard error
+    assert 0.045 < normal.stderr < 0.055  # 100 tasks ≈ ±5 points standard error (√(0.25/100))
     boot = mean_interval(x, method="bootstrap", n_boot=4000)
     assert boot.low == pytest.approx(normal.low, abs=0.02) and boot.high == pytest.approx(normal.high, abs=0.02)
     assert mean_interval(x, method="bootstrap", seed=3) == mean_interval(x, method="bootstrap", seed=3)

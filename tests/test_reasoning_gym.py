@@ -249,3 +249,21 @@ def test_codeio_samples_that_write_files_leave_the_working_directory_alone(tmp_p
     for seed in (1292, 1985):
         gym.make("interplay/ReasoningGym-codeio-v0").reset(seed=seed)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_held_out_tasks_are_the_generator_at_other_dataset_seeds():
+    """The split the docstring states: held-out seeds draw other dataset seeds of the same generator;
+    where its questions are few (coin_flip) they repeat, where they are many (gcd) they do not."""
+    from interplay.seeds import EVAL_SEED_START
+
+    def questions(task: str, seeds) -> list[tuple[int, str]]:
+        env = ReasoningGymEnv(task)
+        return [(env.reset(seed=s)[1]["dataset_seed"], env.task.question) for s in seeds]
+
+    held_out_seeds = range(EVAL_SEED_START, EVAL_SEED_START + 40)
+    for task, repeats in (("coin_flip", True), ("gcd", False)):
+        train, held_out = questions(task, range(400)), questions(task, held_out_seeds)
+        assert not {s for s, _ in train} & {s for s, _ in held_out}
+        seen = {q for _, q in train}
+        share = sum(q in seen for _, q in held_out) / len(held_out)
+        assert share > 0.5 if repeats else share == 0

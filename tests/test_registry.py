@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -128,3 +129,48 @@ def test_broken_plugin_warns_and_others_still_work(installed_plugin, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+def test_registering_an_id_again_warns_with_both_origins():
+    from interplay.registry import describe
+
+    env_id = "interplay/ReRegistered-v0"
+
+    def register_second() -> None:
+        interplay.register(env_id, "interplay.envs.codebreaker:CodeBreakerEnv", "second")
+
+    interplay.register(env_id, "interplay.envs.maze:MazeEnv", "first")
+    with pytest.warns(RuntimeWarning, match=r"registered again.*first interplay\.envs\.maze:MazeEnv .*test_registry"
+                                            r".*now interplay\.envs\.codebreaker:CodeBreakerEnv .*test_registry"):
+        register_second()
+    assert describe(env_id) == "second" and gym.spec(env_id).entry_point.endswith("CodeBreakerEnv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        register_second()  # the same registration from the same place (a module reloaded): silent
+    gym.register(id="interplay/GymFirst-v0", entry_point="interplay.envs.maze:MazeEnv")
+    with pytest.warns(RuntimeWarning, match="gymnasium.register"):
+        interplay.register("interplay/GymFirst-v0", "interplay.envs.maze:MazeEnv", "now listed")
+    from interplay import registry
+
+    for made_here in (env_id, "interplay/GymFirst-v0"):  # other tests list every id
+        del gym.registry[made_here]
+        registry._ENTRIES.pop(made_here)
+
+
+def test_max_episode_steps_is_interplays_turn_limit():
+    from interplay.envs.core import TurnLimit
+
+    env = gym.make("interplay/Maze-v0", max_episode_steps=5)
+    observation, _ = env.reset(seed=0)
+    assert env.unwrapped.max_turns > 5 and observation.endswith("Turn limit: 5 turns.")  # the agent is told
+    for turn in range(1, 6):
+        _, _, terminated, truncated, info = env.step("nonsense")
+        assert (terminated, truncated) == (False, turn == 5)
+    assert info["success"] is False and info["outcome"].startswith("r")  # the end-of-episode keys
+    assert env.unwrapped.turn_limit == 5
+    # A reset without the TimeLimit around it (and a second reset through it) sees the right limit.
+    assert not env.unwrapped.reset(seed=0)[0].endswith("turns.") and env.unwrapped.turn_limit > 5
+    assert env.reset(seed=0)[0].endswith("Turn limit: 5 turns.")
+    made = interplay.make("interplay/Maze-v0", max_episode_steps=5)
+    assert isinstance(made, TurnLimit) and made.spec.max_episode_steps is None
+    assert [w.name for w in made.spec.additional_wrappers] == ["TurnLimit"]

@@ -218,3 +218,19 @@ def test_a_deal_the_opponent_ends_before_the_agent_moves_is_dealt_again(monkeypa
     for game in ("Golf", "Chopsticks"):
         env = TextArenaEnv(game)
         assert not any("success" in env.reset(seed=seed)[1] for seed in range(30))
+
+
+@pytest.mark.parametrize(("game", "repeats"), [("GuessTheNumber", True), ("FifteenPuzzle", False)])
+def test_held_out_games_are_the_game_at_disjoint_seeds_and_small_ones_repeat(game, repeats):
+    """The split the docstring states: GuessTheNumber has 20 starting states, so every held-out game
+    starts like a training game; FifteenPuzzle's shuffles do not repeat."""
+    from interplay.seeds import EVAL_SEED_START
+
+    env = gym.make(f"interplay/TextArena-{game}-v0").unwrapped
+
+    def starts(seeds) -> list[str]:
+        return [env.reset(seed=s)[0] + repr(sorted(env._ta.state.game_state.items())) for s in seeds]
+
+    train = set(starts(range(300)))
+    held_out = starts(range(EVAL_SEED_START, EVAL_SEED_START + 50))
+    assert all(s in train for s in held_out) if repeats else not any(s in train for s in held_out)

@@ -7,6 +7,7 @@ Built on the feedback-episode mechanism like MathFeedback.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -18,11 +19,43 @@ from interplay.seeds import EVAL_SEED_START
 SPLITS = ("by_seed", "all", "train", "eval")
 #: One code in HELD_OUT_EVERY belongs to the "eval" split, the others to "train".
 HELD_OUT_EVERY = 5
+#: The key of the permutation that draws the held-out codes (fixed: the split is part of the task).
+SPLIT_KEY = 20250419
+_ROUNDS = 6
+
+
+def _round(key: int, digits: int, round_: int, half: int) -> int:
+    data = f"{key}:{digits}:{round_}:{half}".encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def code_rank(code: str, key: int = SPLIT_KEY) -> int:
+    """The code's place in a fixed pseudo-random permutation of all ``10**len(code)`` codes.
+
+    The permutation is a keyed Feistel network over the smallest even number of bits that holds
+    every code, walked in cycles until it lands back among the codes, so it is a bijection of
+    ``range(10**digits)`` computed one code at a time (no table of 10**8 codes for 8 digits).
+    """
+    digits, size = len(code), 10 ** len(code)
+    bits = (size - 1).bit_length()
+    half_bits = (bits + 1) // 2
+    mask = (1 << half_bits) - 1
+    x = int(code)
+    while True:  # cycle walking: at most a few passes, 10**d fills more than a quarter of 4**half_bits
+        left, right = x >> half_bits, x & mask
+        for r in range(_ROUNDS):
+            left, right = right, left ^ (_round(key, digits, r, right) & mask)
+        x = (left << half_bits) | right
+        if x < size:
+            return x
 
 
 def code_split(code: str) -> str:
-    """The split a code belongs to: a fixed pseudo-random fifth of all codes is held out."""
-    return "eval" if (int(code) * 7919 + len(code)) % HELD_OUT_EVERY == 0 else "train"
+    """The split a code belongs to: the first fifth of all codes in a fixed pseudo-random
+    permutation (``code_rank``) is held out ("eval"), the rest is "train". Exactly
+    ``10**digits // 5`` codes are held out, drawn without regard to their digits, so every digit
+    position takes every value about equally often in both parts."""
+    return "eval" if code_rank(code) < 10 ** len(code) // HELD_OUT_EVERY else "train"
 
 
 def digit_hints(secret: str, guess: str) -> str:
@@ -33,24 +66,67 @@ def digit_hints(secret: str, guess: str) -> str:
 class CodeBreakerEnv(FeedbackEnv):
     """Guess a secret code of ``digits`` digits; after a wrong guess, a hint per digit.
 
-    Observation: ``code 3 digits`` at reset; after a wrong guess the hint string, one character
-    per digit (``=`` right, ``+`` the secret digit is higher, ``-`` lower) and the attempts left,
-    e.g. ``+=- (3 attempts left)``.
-    Action: any text; the last run of exactly ``digits`` digits in it is the guess.
-    Reward: 1.0 for finding the code (``discount ** (attempt - 1)`` with a discount), else 0.
-    Termination: the code is found or the attempts are used up (an unreadable reply costs one).
-    Expert: bisects each digit's remaining range using only the hints seen so far, so it is
-    imitable from the observations (it solves every 3-digit code within 4 attempts).
+    ## Description
 
-    Kwargs: ``digits`` (1 to 8, default 3), ``max_attempts`` (default 4), ``split``: codes come
-    from a fixed 80/20 partition of all codes, so that evaluation uses codes never seen in
-    training: "by_seed" (default) draws "eval" codes for the held-out seeds
-    (``interplay.seeds.EVAL_SEED_START`` and up) and "train" codes for the others; "train",
-    "eval" or "all" fix the part whatever the seed. ``teacher`` ("rule": the digit hints;
-    "none": only "incorrect"; "self": asked to critique
-    its own guess before retrying; or a model teacher), ``discount``, ``instructions`` (default
-    True; False drops the system prompt and the "(n attempts left)" notes, for small
-    character-level models: see ``FeedbackEnv``).
+    A secret code of ``digits`` digits is drawn at reset. Each wrong guess gets a hint per digit, so the
+    agent must use what the earlier replies told it. Built on ``FeedbackEnv`` (the rule teacher gives
+    the digit hints).
+
+    ## Action Space
+
+    Any text (``AnyText``); the last run of exactly ``digits`` digits in it is the guess.
+
+    ## Observation Space
+
+    Text (``AnyText``): ``code 3 digits`` at reset; after a wrong guess the hint string, one character
+    per digit (``=`` right, ``+`` the secret digit is higher, ``-`` lower) and the attempts left, e.g.
+    ``+=- (3 attempts left)``.
+
+    ## Rewards
+
+    1.0 for finding the code (``discount ** (attempt - 1)`` with a discount), else 0.
+
+    ## Starting State
+
+    A code drawn uniformly from the codes of the episode's split (below) by the reset seed. Info at
+    reset: ``split``, the part the code belongs to.
+
+    ## Held-out Tasks
+
+    Codes come from a fixed partition of all ``10**digits`` codes: the first fifth of a fixed
+    pseudo-random permutation (``code_split``, ``code_rank``) is held out ("eval"), the other four
+    fifths are "train", so no held-out code is ever a training code, and every digit position takes
+    every value about equally often in both parts (``tests/test_codebreaker.py`` checks it). With
+    ``split="by_seed"`` the held-out seeds (``interplay.seeds.EVAL_SEED_START`` and up) draw "eval"
+    codes and the others "train" codes.
+
+    ## Episode End
+
+    Termination: the code is found or the attempts are used up (an unreadable reply costs one).
+
+    ## Expert
+
+    Bisects each digit's remaining range using only the hints seen so far, so it is imitable from the
+    observations (it solves every 3-digit code within 4 attempts).
+
+    ## Arguments
+
+    - ``digits``: 1 to 8 (default 3).
+    - ``max_attempts``: default 4.
+    - ``split``: "by_seed" (default, see Held-out Tasks), or "train", "eval" or "all" to fix the part
+      whatever the seed.
+    - ``teacher``: "rule" (the digit hints), "none" (only "incorrect"), "self" (asked to critique its
+      own guess before retrying) or a model teacher.
+    - ``discount``: default 1.0.
+    - ``instructions``: default True; False drops the system prompt and the "(n attempts left)"
+      notes, for small character-level models (see ``FeedbackEnv``).
+    - ``render_mode``: "ansi" (default) or None.
+
+    ## Version History
+
+    - v0: the held-out fifth is a pseudo-random permutation's first fifth. (Before, a code was held
+      out when ``(7919 n + digits) % 5 == 0``: exactly the codes ending in two of the ten digits, a
+      shifted distribution; figures measured on CodeBreaker before the change used that split.)
     """
 
     system_prompt = (

@@ -1,4 +1,5 @@
-"""TextEnv: the contract every interplay environment keeps (see DESIGN.md, "Environment contract").
+"""TextEnv: the contract every interplay environment keeps (``tests/test_contract.py`` checks it on
+every registered id).
 
 Subclasses implement four small hooks and get the rest of the contract for free:
 
@@ -12,16 +13,27 @@ Subclasses implement four small hooks and get the rest of the contract for free:
 and may override ``expert_action()`` and ``expert_action_probs()``. The base class counts turns,
 truncates at ``self.max_turns``, fills the ``info`` keys every environment sets (``turn``,
 ``invalid_action``, and at the end ``success`` and ``outcome``), and refuses to step a finished episode.
+
+An environment class's docstring has Gymnasium's sections, as Markdown headings (``DOC_SECTIONS``):
+Description, Action Space, Observation Space, Rewards, Starting State, Episode End, Arguments, Version
+History; interplay's environments add Held-out Tasks (how held-out tasks differ from training tasks)
+and, where there is one, Expert.
 """
 
 from __future__ import annotations
 
 import string
+import sys
 from typing import Any, ClassVar
 
 import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector.utils import shared_memory
+from gymnasium.wrappers import TimeLimit
+
+#: The sections of an environment class's docstring, in Gymnasium's order (``## Description``, ...).
+DOC_SECTIONS = ("Description", "Action Space", "Observation Space", "Rewards", "Starting State", "Episode End",
+                "Arguments", "Version History")
 
 # Large enough for any reply an agent can produce (a 1 MB reply is legal, if unwise).
 MAX_TEXT_LENGTH = 10_000_000
@@ -134,7 +146,10 @@ class TextEnv(gym.Env[str, str]):
         super().reset(seed=seed)
         self.turn = 0
         self._finished = False
+        self._time_limit = _enclosing_time_limit(self)
         observation, info = self._reset(options)
+        if self._time_limit is not None and self._time_limit < self.max_turns:
+            observation += turn_limit_note(self._time_limit)
         return observation, {**info, "turn": 0, "invalid_action": False}
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -150,7 +165,7 @@ class TextEnv(gym.Env[str, str]):
             )
         self.turn += 1
         observation, reward, terminated, info = self._step(action)
-        truncated = not terminated and self.turn >= self.max_turns
+        truncated = not terminated and self.turn >= self.turn_limit
         info = {"invalid_action": False, **info, "turn": self.turn}
         if terminated or truncated:
             self._finished = True
@@ -166,6 +181,39 @@ class TextEnv(gym.Env[str, str]):
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def turn_limit(self) -> int:
+        """The turn limit the current episode is held to: ``max_turns``, or the step limit of a
+        gymnasium ``TimeLimit`` around the environment where that is tighter."""
+        time_limit = getattr(self, "_time_limit", None)
+        return self.max_turns if time_limit is None else min(self.max_turns, time_limit)
+
+
+def turn_limit_note(max_turns: int) -> str:
+    """The sentence a limit imposed from outside adds to the first observation."""
+    return f"\nTurn limit: {max_turns} turns."
+
+
+# The frames between a wrapper's reset and the environment's: wrappers' reset methods and the passive
+# environment checker gymnasium runs on the first reset.
+_RESET_FRAMES = frozenset({"reset", "env_reset_passive_checker"})
+
+
+def _enclosing_time_limit(env: TextEnv) -> int | None:
+    """The step limit of a gymnasium ``TimeLimit`` whose ``reset`` is resetting ``env``, if any.
+
+    ``gym.make(id, max_episode_steps=N)`` wraps the environment in ``TimeLimit(N)`` after creating it,
+    and nothing tells the environment: its callers are the only trace. ``TimeLimit`` alone would end
+    the episode at N steps without telling the agent and without the end-of-episode info keys, so the
+    environment applies ``TurnLimit``'s rule itself (the ``TimeLimit`` then never acts first)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name in _RESET_FRAMES:
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, TimeLimit) and caller.unwrapped is env:
+            return int(caller._max_episode_steps)
+        frame = frame.f_back
+    return None
 
 
 class TurnLimit(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs):
@@ -198,12 +246,12 @@ class TurnLimit(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         observation, info = self.env.reset(seed=seed, options=options)
-        # The environment's own limit is known after reset (a maze sets it per episode); None: unknown.
-        own = self.env.unwrapped.max_turns
+        # The limit already in force is known after reset (a maze sets its own per episode); None: unknown.
+        own = _limit_in_force(self.env)
         self.limit = self.max_turns if own is None else min(own, self.max_turns)
         self._turns, self._finished = 0, False
         if own is None or self.max_turns < own:
-            observation = f"{observation}\nTurn limit: {self.max_turns} turns."
+            observation += turn_limit_note(self.max_turns)
         return observation, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -218,3 +266,13 @@ class TurnLimit(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs
                     "outcome": info.get("outcome") or self.env.unwrapped.outcome()}
         self._finished = terminated or truncated
         return observation, reward, terminated, truncated, info
+
+
+def _limit_in_force(env: gym.Env) -> int | None:
+    """The turn limit ``env`` holds its episode to: an inner ``TurnLimit``'s, else the environment's
+    own (``TextEnv.turn_limit``); None where it is not known."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, TurnLimit):
+            return env.limit
+        env = env.env
+    return getattr(env, "turn_limit", getattr(env, "max_turns", None))

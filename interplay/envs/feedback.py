@@ -49,26 +49,62 @@ class Task:
 class FeedbackEnv(TextEnv):
     """A single-turn task played over up to ``max_attempts`` attempts with a teacher's feedback.
 
-    Observation: first the question and a one-line answer-format instruction; after a wrong
-    attempt the teacher's feedback and the attempts left; after a reply with no readable answer,
-    the accepted formats.
-    Action: the agent's whole reply; the answer is read by ``extract_answer``.
-    Reward: ``discount ** (attempt - 1)`` when an attempt is correct, else 0.
-    Termination: on a correct answer or when the attempts are used up (an unreadable reply costs
-    an attempt too). Never truncated.
-    Info: reset has the task's ``metadata``; every step ``attempt``, ``correct``,
-    ``extracted_answer``, ``teacher_leak`` (the teacher's text revealed the answer and was
-    replaced) and ``teacher_feedback``: the critique text the observation starts with when an
-    informative teacher (``Teacher.informative``: rule or model) gave one, else "" (the target of
-    GRPO's critique loss).
+    ## Description
 
-    Kwargs: ``max_attempts`` (K, default 3), ``teacher`` ("rule", "none": only "incorrect", "self":
-    the student is asked to critique its own answer before retrying, a Teacher, or a callable
-    prompt -> feedback that becomes a ModelTeacher), ``discount`` (0 < d <= 1, default
-    1.0), ``expert_shows_solution`` (expert replies include the solution; default False: short
-    replies are easier for a tiny model to imitate), ``instructions`` (default True; False drops the
-    system prompt, the answer-format line and the "(n attempts left)" notes: every character is a
-    token a small character-level model must read, so shorter episodes train faster).
+    The base of the feedback environments (MathFeedback, CodeBreaker, reasoning-gym tasks): a task
+    family supplies ``sample_task`` and the verifier, and the episode is the question, the agent's
+    attempts and a teacher's feedback after each wrong one. Not registered itself.
+
+    ## Action Space
+
+    Any text (``AnyText``): the agent's whole reply; the answer is read by ``extract_answer``.
+
+    ## Observation Space
+
+    Text (``AnyText``): first the question and a one-line answer-format instruction; after a wrong
+    attempt the teacher's feedback and the attempts left; after a reply with no readable answer, the
+    accepted formats.
+
+    ## Rewards
+
+    ``discount ** (attempt - 1)`` when an attempt is correct, else 0.
+
+    ## Starting State
+
+    A task from ``sample_task(self.np_random)``, seeded by reset (or ``options={"task": Task(...)}``).
+    Info at reset: the task's ``metadata``; every step ``attempt``, ``correct``, ``extracted_answer``,
+    ``teacher_leak`` (the teacher's text revealed the answer and was replaced) and
+    ``teacher_feedback``: the critique text the observation starts with when an informative teacher
+    (``Teacher.informative``: rule or model) gave one, else "" (the target of GRPO's critique loss).
+
+    ## Held-out Tasks
+
+    A family's held-out tasks are what ``sample_task`` draws at the held-out seeds
+    (``interplay.seeds``), unless the family splits its task space itself (CodeBreaker does). Each
+    family's docstring says which, and how often a held-out task is also a training task.
+
+    ## Episode End
+
+    Termination: on a correct answer or when the attempts are used up (an unreadable reply costs an
+    attempt too). Never truncated.
+
+    ## Arguments
+
+    - ``max_attempts``: K, default 3.
+    - ``teacher``: "rule", "none" (only "incorrect"), "self" (the student is asked to critique its own
+      answer before retrying), a Teacher, or a callable prompt -> feedback that becomes a
+      ModelTeacher.
+    - ``discount``: 0 < d <= 1, default 1.0.
+    - ``expert_shows_solution``: expert replies include the solution; default False: short replies are
+      easier for a tiny model to imitate.
+    - ``instructions``: default True; False drops the system prompt, the answer-format line and the
+      "(n attempts left)" notes: every character is a token a small character-level model must read,
+      so shorter episodes train faster.
+    - ``render_mode``: "ansi" (default) or None.
+
+    ## Version History
+
+    - v0: the first version.
     """
 
     system_prompt = (

@@ -193,21 +193,61 @@ def load_tasks(
 class MathFeedbackEnv(FeedbackEnv):
     """Solve a math problem in up to ``max_attempts`` attempts, with feedback after wrong ones.
 
-    Observation: the problem and "Give your final answer as \\boxed{...}."; after a wrong
-    attempt the teacher's feedback (rule teacher: too high/low and by how much, wrong sign,
-    which digits are right, not in lowest terms, not a number) and the attempts left.
-    Action: a reply with the answer in ``\\boxed{}``, on an "Answer: ..." line, or as its last
-    number. Integers, decimals, fractions (``3/4``, ``\\frac{3}{4}``), ``x = 3`` are read.
-    Reward: ``discount ** (attempt - 1)`` for a correct answer, else 0.
-    Termination: correct answer, or attempts used up (an unreadable reply costs one).
+    ## Description
 
-    Kwargs: ``difficulty`` (1-3 or "easy"/"medium"/"hard", default 1: numbers below 100),
-    ``families`` (subset of "arithmetic", "linear", "fractions", "word"; default all, drawn
-    uniformly), ``dataset`` (instead of generated problems: a JSONL path, a
-    ``datasets.Dataset`` or a list of dicts; with ``question_key``, ``answer_key``,
-    ``solution_key``), plus FeedbackEnv's ``max_attempts`` (3), ``teacher`` ("rule"),
-    ``discount`` (1.0), ``expert_shows_solution`` (False).
-    Fractions must be given in lowest terms. ``reset(options={"index": i})`` picks dataset row i.
+    A generated problem (four families at three difficulties) or a row of a dataset, played as a
+    ``FeedbackEnv`` episode: after a wrong answer the teacher says what is wrong without the answer.
+
+    ## Action Space
+
+    Any text (``AnyText``): a reply with the answer in ``\\boxed{}``, on an "Answer: ..." line, or as
+    its last number. Integers, decimals, fractions (``3/4``, ``\\frac{3}{4}``), ``x = 3`` are read.
+    Fractions must be given in lowest terms.
+
+    ## Observation Space
+
+    Text (``AnyText``): the problem and "Give your final answer as \\boxed{...}."; after a wrong
+    attempt the teacher's feedback (rule teacher: too high/low and by how much, wrong sign, which
+    digits are right, not in lowest terms, not a number) and the attempts left.
+
+    ## Rewards
+
+    ``discount ** (attempt - 1)`` for a correct answer, else 0.
+
+    ## Starting State
+
+    A family drawn uniformly among ``families``, then a problem of it at ``difficulty``, both from the
+    reset seed; with a dataset, a row drawn by the reset seed (``reset(options={"index": i})`` picks
+    row i). Info at reset: ``family``, ``difficulty`` (generated problems).
+
+    ## Held-out Tasks
+
+    Held-out problems are the same generator at the held-out seeds (``interplay.seeds``): the same
+    distribution as training, at disjoint seeds, but not disjoint problems. The task space is small at
+    low difficulty, so many held-out problems are also training problems: of 1,000 held-out
+    problems, about 55% at difficulty 1 (every "linear" and "fractions" problem: those families have
+    about 200 problems each), 34% at difficulty 2 and 18% at difficulty 3 also occur among 10,000
+    training problems (``benchmarks/split_overlap.py``, figures in ``benchmarks/RESULTS.md``). With
+    a dataset, train and held-out seeds draw rows of the same dataset: split it yourself.
+
+    ## Episode End
+
+    Termination: correct answer, or attempts used up (an unreadable reply costs one). Never
+    truncated.
+
+    ## Arguments
+
+    - ``difficulty``: 1-3 or "easy"/"medium"/"hard" (default 1: numbers below 100).
+    - ``families``: a subset of "arithmetic", "linear", "fractions", "word" (default all, drawn
+      uniformly).
+    - ``dataset``: instead of generated problems, a JSONL path, a ``datasets.Dataset`` or a list of
+      dicts; with ``question_key``, ``answer_key``, ``solution_key``.
+    - FeedbackEnv's ``max_attempts`` (3), ``teacher`` ("rule"), ``discount`` (1.0),
+      ``expert_shows_solution`` (False), ``instructions`` (True), ``render_mode`` ("ansi").
+
+    ## Version History
+
+    - v0: the first version.
     """
 
     def __init__(

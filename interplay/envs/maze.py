@@ -39,66 +39,100 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
 class MazeEnv(TextEnv):
     """Find the goal in a maze. Size is the horizon knob.
 
-    Each reset draws a perfect maze (exactly one path between any two cells; randomized
-    depth-first search) of ``height`` rows and ``width`` columns from the reset seed, and a start
-    and a goal cell at least ``min_distance`` moves apart. Cells are named by row and column,
-    row 0 on top: "13" is row 1, column 3 (and "12,3" once a side exceeds 10).
+    ## Description
 
-    Observation (``observation=``):
-        - ``"compact"`` (default): ``at 13 goal 22 open ud``: position, goal and the open
-          directions (u/d/l/r). The first observation adds one line of instructions.
-        - ``"local"`` (alias ``"partial"``): ``at 13 goal 22`` and a character window of
-          ``view_radius`` cells around the agent (``@`` you, ``G`` goal, ``#`` wall, ``.`` open;
-          outside the maze reads as wall). The first observation adds the instructions and legend.
-        - ``"full"``: the whole character map. The first observation adds instructions and legend.
-        A wall bump or an unreadable reply says so before the usual observation.
+    Each reset draws a perfect maze (exactly one path between any two cells; randomized depth-first
+    search) of ``height`` rows and ``width`` columns from the reset seed, and a start and a goal cell
+    at least ``min_distance`` moves apart. Cells are named by row and column, row 0 on top: "13" is
+    row 1, column 3 (and "12,3" once a side exceeds 10).
 
-    Action: the agent's whole reply. The last move named in it counts: up/down/left/right,
-    u/d/l/r, north/south/west/east, n/s/w/e, arrows, in any case, as whole words (see
+    ## Action Space
+
+    Any text (``AnyText``): the agent's whole reply. The last move named in it counts: up/down/left/
+    right, u/d/l/r, north/south/west/east, n/s/w/e, arrows, in any case, as whole words (see
     ``interplay.envs.parsing.extract_last_choice``).
 
-    Reward: 1.0 on reaching the goal, minus ``step_cost`` on every step (wall bumps and
-    unreadable replies included).
+    ## Observation Space
+
+    Text (``AnyText``), by ``observation=``:
+
+    - ``"compact"`` (default): ``at 13 goal 22 open ud``: position, goal and the open directions
+      (u/d/l/r). The first observation adds one line of instructions.
+    - ``"local"`` (alias ``"partial"``): ``at 13 goal 22`` and a character window of ``view_radius``
+      cells around the agent (``@`` you, ``G`` goal, ``#`` wall, ``.`` open; outside the maze reads as
+      wall). The first observation adds the instructions and legend.
+    - ``"full"``: the whole character map. The first observation adds instructions and legend.
+
+    A wall bump or an unreadable reply says so before the usual observation.
+
+    ## Rewards
+
+    1.0 on reaching the goal, minus ``step_cost`` on every step (wall bumps and unreadable replies
+    included).
+
+    ## Starting State
+
+    A new maze, start and goal from the reset seed. Info at reset: ``shortest_path``, ``start``,
+    ``goal``, ``max_turns``; every step ``move`` (the direction read, or None), ``wall_bump``,
+    ``optimal`` (the move shortened the way to the goal: the per-step error signal) and ``distance``
+    (moves left to the goal); at the end ``outcome``, the final cell as ``r<row>c<col>``.
+
+    ## Held-out Tasks
+
+    Held-out tasks are the same generator at the held-out seeds (``interplay.seeds``): the same
+    distribution as training, at disjoint seeds. Small mazes have few distinct tasks, so a held-out
+    maze can be a training maze: of 1,000 held-out tasks, about 80% of the 3x3 ones and all of the 2x2
+    ones also occur among 10,000 training tasks, 1% of the 4x4 ones and none of the 5x5 ones
+    (``benchmarks/split_overlap.py``, figures in ``benchmarks/RESULTS.md``). Held-out figures on mazes
+    smaller than 4x4 measure recall as much as generalization.
+
+    ## Episode End
 
     Termination: the agent reaches the goal (``success=True``). Truncation: after ``max_turns``
-    turns. A wall bump or an unreadable reply costs a turn and leaves the agent in place;
-    an unreadable reply sets ``info["invalid_action"]``, a wall bump ``info["wall_bump"]`` (the
-    reply was a move, so it is not invalid).
+    turns. A wall bump or an unreadable reply costs a turn and leaves the agent in place; an
+    unreadable reply sets ``info["invalid_action"]``, a wall bump ``info["wall_bump"]`` (the reply was
+    a move, so it is not invalid).
 
-    Info: at reset ``shortest_path``, ``start``, ``goal``, ``max_turns``; every step ``move`` (the
-    direction read, or None), ``wall_bump``, ``optimal`` (the move shortened the way to the goal:
-    the per-step error signal) and ``distance`` (moves left to the goal); at the end ``outcome``,
-    the final cell as ``r<row>c<col>``.
+    ## Expert
 
-    Expert (``expert=``): ``expert_action()`` replies in the vocabulary the instructions ask for
-    (``"u"`` in compact mode, ``"up"`` otherwise); ``expert_action_probs()`` gives its distribution.
-        - ``"bfs"`` (default): moves along a shortest path of the whole map, uniformly among the
-          optimal moves (several only when ``loops > 0``), with its own generator seeded from the reset
-          seed. It acts on information the compact and local observations do not show.
-        - ``"explorer"``: acts only on what the agent has observed: a depth-first search with a memory
-          of the cells the agent has stood on. It takes the open move into an unvisited cell nearest
-          the goal (Manhattan; ties up, down, left, right) and at a dead end walks back to the nearest
-          cell with an unvisited open side. Deterministic; it follows the agent's actual path, so it
-          labels any state (DAgger). Not the default: its moves depend on a memory of visited cells a
-          model must read from the chat history, and its episodes are longer, which makes it harder to
-          imitate (measured in the README, "Maze-4x4-v0").
+    ``expert=``: ``expert_action()`` replies in the vocabulary the instructions ask for (``"u"`` in
+    compact mode, ``"up"`` otherwise); ``expert_action_probs()`` gives its distribution.
 
-    Args:
-        width, height: columns and rows, 2 to 100 (default 4 each).
-        size: sets width and height at once (not together with them).
-        observation: "compact", "local" (or "partial") or "full".
-        view_radius: cells visible in each direction in local mode (default 1: a 3x3-cell window).
-        min_distance: fewest moves between start and goal, 1 to width + height - 2 (default 1).
-        loops: probability of removing each wall the generator leaves inside the maze (default 0.0,
-            a perfect maze); above 0 there can be several shortest paths.
-        max_turns: the turn limit, stated in the first observation ("Reach goal in N moves"). By
-            default set at each reset to the larger of 3x the episode's shortest path and the
-            explorer's path length plus the shortest path (at least 4), whichever expert is chosen, so
-            both experts always solve the maze. Before the first reset ``max_turns`` holds
-            3 x (cells - 1), the largest value the default takes in a perfect maze. A fixed value can
-            leave the expert too few moves (a 4x4 maze's shortest path can exceed 12).
-        step_cost: subtracted from every step's reward (non-negative, default 0.0).
-        expert: "bfs" (default) or "explorer", see Expert above.
+    - ``"bfs"`` (default): moves along a shortest path of the whole map, uniformly among the optimal
+      moves (several only when ``loops > 0``), with its own generator seeded from the reset seed. It
+      acts on information the compact and local observations do not show.
+    - ``"explorer"``: acts only on what the agent has observed: a depth-first search with a memory of
+      the cells the agent has stood on. It takes the open move into an unvisited cell nearest the
+      goal (Manhattan; ties up, down, left, right) and at a dead end walks back to the nearest cell
+      with an unvisited open side. Deterministic; it follows the agent's actual path, so it labels any
+      state (DAgger). Not the default: its moves depend on a memory of visited cells a model must
+      read from the chat history, and its episodes are longer, which makes it harder to imitate.
+
+    ## Arguments
+
+    - ``width``, ``height``: columns and rows, 2 to 100 (default 4 each).
+    - ``size``: sets width and height at once (not together with them).
+    - ``observation``: "compact", "local" (or "partial") or "full".
+    - ``view_radius``: cells visible in each direction in local mode (default 1: a 3x3-cell window).
+    - ``min_distance``: fewest moves between start and goal, 1 to width + height - 2 (default 1).
+    - ``loops``: probability of removing each wall the generator leaves inside the maze (default 0.0,
+      a perfect maze); above 0 there can be several shortest paths.
+    - ``max_turns``: the turn limit, stated in the first observation ("Reach goal in N moves"). By
+      default set at each reset to the larger of 3x the episode's shortest path and the explorer's
+      path length plus the shortest path (at least 4), whichever expert is chosen, so both experts
+      always solve the maze. Before the first reset ``max_turns`` holds 3 x (cells - 1), the largest
+      value the default takes in a perfect maze. A fixed value can leave the expert too few moves (a
+      4x4 maze's shortest path can exceed 12).
+    - ``step_cost``: subtracted from every step's reward (non-negative, default 0.0).
+    - ``expert``: "bfs" (default) or "explorer", see Expert above.
+    - ``render_mode``: "ansi" (default) or None.
+
+    Registered ids: ``interplay/Maze-v0`` (these defaults) and ``interplay/Maze-4x4-v0`` (``size=4``,
+    ``max_turns=12``: the default training task).
+
+    ## Version History
+
+    - v0: the first version.
     """
 
     def __init__(

@@ -332,30 +332,67 @@ class ReasoningGymTask(Task):
 class ReasoningGymEnv(FeedbackEnv):
     """A reasoning-gym task solved in up to ``max_attempts`` attempts, with feedback after wrong ones.
 
-    Observation: reasoning-gym's question (with its own answer-format instructions) and "Give your
-    final answer between <answer> and </answer> tags."; after a wrong attempt the teacher's feedback
-    and the attempts left.
-    Action: a reply. The answer is read from the last ``<answer>...</answer>`` pair, else the last
-    ``\\boxed{...}``, else an "Answer:" line (the lines below it, up to a blank line, when the line
+    ## Description
+
+    One of reasoning-gym's procedural tasks (``interplay/ReasoningGym-<task>-v0``) played as a
+    ``FeedbackEnv`` episode, scored by reasoning-gym's own ``score_answer``.
+
+    ## Action Space
+
+    Any text (``AnyText``). The answer is read from the last ``<answer>...</answer>`` pair, else the
+    last ``\\boxed{...}``, else an "Answer:" line (the lines below it, up to a blank line, when the line
     itself is empty: grids), else the whole reply, stripped. An empty reply is invalid.
-    Reward: ``discount ** (attempt - 1)`` when reasoning-gym's ``score_answer`` gives 1.0, else 0;
+
+    ## Observation Space
+
+    Text (``AnyText``): reasoning-gym's question (with its own answer-format instructions) and "Give
+    your final answer between <answer> and </answer> tags."; after a wrong attempt the teacher's
+    feedback and the attempts left.
+
+    ## Rewards
+
+    ``discount ** (attempt - 1)`` when reasoning-gym's ``score_answer`` gives 1.0, else 0;
     ``info["score"]`` holds the score of every attempt (partial credit included).
-    Termination: a fully correct answer, or the attempts used up (an empty reply costs one).
 
     Teachers: ``"rule"`` says only what the scorer tells (the partial score, or "incorrect") plus
-    format hints (a number is expected, how many lines a grid has, the answer is far too long, use
-    the tags); ``"none"`` says "Incorrect, try again."; a callable or Teacher is a model teacher
-    behind the leak guard. For the tasks in ``NO_REFERENCE`` there is no reference answer:
+    format hints (a number is expected, how many lines a grid has, the answer is far too long, use the
+    tags); ``"none"`` says "Incorrect, try again."; a callable or Teacher is a model teacher behind
+    the leak guard. For the tasks in ``NO_REFERENCE`` there is no reference answer:
     ``expert_action()`` is None and a model teacher sees only the question.
 
-    Seeding: reset's seed draws a dataset seed ``s``; the task is entry 0 of
+    ## Starting State
+
+    Reset's seed draws a dataset seed ``s``; the task is entry 0 of
     ``reasoning_gym.create_dataset(task, seed=s, size=1, **config)`` (entries are cached per
     (task, config, s)). ``reset(options={"dataset_seed": s})`` picks that entry directly. Where
     reasoning-gym's generator fails on ``s`` (a few codeio seeds), seeds drawn from ``s`` are used.
+    Info at reset: ``task``, ``dataset_seed``.
 
-    Kwargs: ``task`` (a reasoning-gym task name, e.g. "countdown"), ``config`` (dict of the task's
-    difficulty settings, passed to its config class; ``seed``/``size`` are set by the env), plus
-    FeedbackEnv's ``max_attempts`` (3), ``teacher`` ("rule"), ``discount`` (1.0).
+    ## Held-out Tasks
+
+    Held-out tasks are the same generator at the held-out seeds (``interplay.seeds``), which draw
+    other dataset seeds: the same distribution as training. Where a task's generator has few distinct
+    questions at its configured difficulty, a held-out question can also be a training question; how
+    often depends on the task and its ``config``. Of ten tasks measured at their default configs, 200
+    held-out questions against 2,000 training ones: none to 2.5% repeat for nine, all of coin_flip's
+    (``benchmarks/split_overlap.py --reasoning-gym``, figures in ``benchmarks/RESULTS.md``).
+
+    ## Episode End
+
+    Termination: a fully correct answer, or the attempts used up (an empty reply costs one). Never
+    truncated.
+
+    ## Arguments
+
+    - ``task``: a reasoning-gym task name, e.g. "countdown".
+    - ``config``: dict of the task's difficulty settings, passed to its config class (``seed`` and
+      ``size`` are set by the env).
+    - FeedbackEnv's ``max_attempts`` (3), ``teacher`` ("rule"), ``discount`` (1.0), ``render_mode``
+      ("ansi").
+
+    ## Version History
+
+    - v0: the first version.
     """
 
     system_prompt = (

@@ -30,39 +30,80 @@ MAX_DEALS = 20
 class TextArenaEnv(TextEnv):
     """A TextArena game, seen by one player (the agent).
 
-    Observation: the text the agent's player received since its last turn: TextArena's game
-    messages, the opponent's moves as ``[Player k] ...``, and TextArena's own message after an
-    invalid move (the agent's own move is not echoed back). The first observation holds the rules.
-    Action: the agent's whole reply; TextArena parses it (most games read a ``[bracketed]`` move;
-    where TextArena's default variant wraps bare replies in brackets, so does this env).
-    Reward: 0 until the end; then 1.0 for a win and 0.0 for a draw or loss (``reward="binary"``), or
-    TextArena's own reward for the agent (``reward="textarena"``: +1/0/-1 in 2-player games,
-    often a completion fraction in 1-player games). ``info["textarena_reward"]`` always holds it.
-    A win is TextArena reward >= 1 in 1-player games, more reward than the opponent in 2-player ones.
-    Termination: TextArena says the game is done. Truncation: ``max_turns`` agent turns.
-    ``info["outcome"]``: ``"win"``, ``"loss"`` or ``"draw"``, then TextArena's reason where short.
+    ## Description
 
-    Invalid moves: ``info["invalid_action"]`` is True when TextArena rejected the reply (detected
-    from its "attempted an invalid move" message). By default they never end the game
+    TextArena's ``<game>-v0`` with its default kwargs, adapted to Gymnasium's API: the agent plays
+    one seat; in two-player games the other seat is part of the environment.
+
+    ## Action Space
+
+    Any text (``AnyText``): the agent's whole reply; TextArena parses it (most games read a
+    ``[bracketed]`` move; where TextArena's default variant wraps bare replies in brackets, so does this
+    env). Replies are cut to their last ``MAX_REPLY_CHARS`` characters.
+
+    Invalid moves: ``info["invalid_action"]`` is True when TextArena rejected the reply (detected from
+    its "attempted an invalid move" message). By default they never end the game
     (``error_allowance=None``); an integer restores TextArena's rule (with 1, its default, a second
     invalid move in a row loses the game). A reply TextArena raises on counts as invalid.
 
-    Two-player games: the other player is part of the environment. ``opponent=None`` is the
-    built-in opponent (opponent.py): it plays a uniformly random move among candidates TextArena
-    accepts (tried on a copy of the game; candidates are the bracketed moves the opponent's view
-    mentions, plus the game's move generator and small integers). A callable
-    ``opponent(observation) -> str`` gets the opponent's view in the same format. Opponents keep
-    TextArena's error allowance: one that errs twice in a row loses. A deal the opponent ends before
-    the agent's first move is dealt again, from the episode's next seed: every episode gives the
-    agent a move.
-    ``player``: the agent's seat (0 moves first); None alternates with the seed (seed % 2).
+    ## Observation Space
 
-    Seeding: TextArena draws from Python's global ``random`` (a few games also numpy's); the env
-    swaps in its own generator state around every TextArena call, so the same seed and replies
-    give the same episode even with many envs in one process.
+    Text (``AnyText``): what the agent's player received since its last turn: TextArena's game
+    messages, the opponent's moves as ``[Player k] ...``, and TextArena's own message after an invalid
+    move (the agent's own move is not echoed back). The first observation holds the rules.
 
-    Kwargs: ``game`` (TextArena base name, e.g. "TowerOfHanoi"), ``player``, ``opponent``,
-    ``reward``, ``error_allowance``, ``max_turns`` (default 100).
+    ## Rewards
+
+    0 until the end; then 1.0 for a win and 0.0 for a draw or loss (``reward="binary"``), or
+    TextArena's own reward for the agent (``reward="textarena"``: +1/0/-1 in 2-player games, often a
+    completion fraction in 1-player games). ``info["textarena_reward"]`` always holds it. A win is
+    TextArena reward >= 1 in 1-player games, more reward than the opponent in 2-player ones.
+
+    ## Starting State
+
+    TextArena's game reset with a seed drawn from the reset seed. Info at reset: ``player``.
+
+    Two-player games: ``opponent=None`` is the built-in opponent (opponent.py): it plays a uniformly
+    random move among candidates TextArena accepts (tried on a copy of the game; candidates are the
+    bracketed moves the opponent's view mentions, plus the game's move generator and small integers).
+    A callable ``opponent(observation) -> str`` gets the opponent's view in the same format. Opponents
+    keep TextArena's error allowance: one that errs twice in a row loses. A deal the opponent ends
+    before the agent's first move is dealt again, from the episode's next seed: every episode gives
+    the agent a move. ``player``: the agent's seat (0 moves first); None alternates with the seed
+    (seed % 2).
+
+    Seeding: TextArena draws from Python's global ``random`` (a few games also numpy's); the env swaps
+    in its own generator state around every TextArena call, so the same seed and replies give the same
+    episode even with many envs in one process.
+
+    ## Held-out Tasks
+
+    Held-out games are the same game at the held-out seeds (``interplay.seeds``): the same
+    distribution as training. Many games have few starting states or one (a fixed puzzle, a start
+    whose randomness comes later, a number from a small range), so a held-out game often starts
+    exactly like a training game: among TextArena's one-player games, from none (Bandit, Blackjack,
+    Crosswords, FifteenPuzzle) to all of the held-out starts (Countdown, Cryptarithm, GuessTheNumber,
+    Minesweeper, PegJump); ``benchmarks/split_overlap.py --textarena``, figures in
+    ``benchmarks/RESULTS.md``.
+
+    ## Episode End
+
+    Termination: TextArena says the game is done. Truncation: ``max_turns`` agent turns.
+    ``info["outcome"]``: ``"win"``, ``"loss"`` or ``"draw"``, then TextArena's reason where short.
+
+    ## Arguments
+
+    - ``game``: TextArena base name, e.g. "TowerOfHanoi".
+    - ``player``: 0, 1 or None, see Starting State.
+    - ``opponent``: None (built-in) or a callable observation -> reply.
+    - ``reward``: "binary" (default) or "textarena".
+    - ``error_allowance``: None (default: invalid moves never end the game) or an int.
+    - ``max_turns``: default 100.
+    - ``render_mode``: "ansi" (default) or None.
+
+    ## Version History
+
+    - v0: the first version.
     """
 
     def __init__(
