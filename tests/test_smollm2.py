@@ -96,3 +96,26 @@ def test_model_command_writes_a_loadable_directory(tmp_path):
     tokenizer = models.load_tokenizer(str(tmp_path / "smol"))
     assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False).startswith(
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+
+
+def test_one_lora_sft_step_and_one_lora_grpo_step(tmp_path):
+    from trl import GRPOConfig, SFTConfig
+
+    from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings
+    from interplay.training.grpo import grpo_defaults, train_grpo
+    from interplay.training.imitation import sft_defaults, train_imitation
+
+    task = {"env": "interplay/MathFeedback-v0", "env_kwargs": {"difficulty": 1}, "max_new_tokens": 8,
+            "max_turns": 2, "eval_episodes": 1, "lora": LoraSettings(r=4)}
+    sft = ImitationConfig(model=NAME, episodes=4, **task)
+    fast = {"max_steps": 1, "logging_steps": 1, "save_strategy": "no", "disable_tqdm": True}
+    result = train_imitation(sft, SFTConfig(output_dir=str(tmp_path / "sft"), **sft_defaults(
+        per_device_train_batch_size=2, warmup_steps=0, **fast)), progress=False)
+    assert [e["step"] for e in result.log_history if "loss" in e] == [1]
+    adapter = json.loads((tmp_path / "sft" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == NAME and adapter["r"] == 4
+    grpo = GRPOTrainingConfig(model=str(tmp_path / "sft"), **task)
+    result = train_grpo(grpo, GRPOConfig(output_dir=str(tmp_path / "grpo"), **grpo_defaults(
+        per_device_train_batch_size=4, num_generations=2, **fast)))
+    assert [e["step"] for e in result.log_history if "loss" in e] == [1]
+    assert (tmp_path / "grpo" / "adapter_config.json").exists()
