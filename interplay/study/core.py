@@ -19,9 +19,16 @@ from typing import Any
 
 import numpy as np
 
-#: The three verdicts a claim can get; a section's verdict is its first claim's.
+#: The verdicts a claim can get (``verdict``); a section's verdict is its first claim's.
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this budget"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+NOTHING_VARIED = "inconclusive: nothing varied"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOTHING_VARIED)
+#: The rule in words, as the reports state it.
+RULE = ("**reproduced**: the whole 95% interval is above 0 and the value is at least the claim's margin (the "
+        "smallest effect that counts); **not reproduced**: the whole interval is below the margin (no effect that "
+        "counts, or the opposite effect); **inconclusive: nothing varied**: the interval is exactly [0, 0], the arms "
+        "compared did not differ on any task in any resample (see the section's manipulation check); "
+        "**inconclusive at this budget**: otherwise.")
 #: Resamples behind every bootstrap interval of the study (seeded: a rerun gives the same intervals).
 BOOTSTRAP_DRAWS = 2000
 DONE = "DONE"
@@ -88,18 +95,27 @@ class Claim:
     note: str = ""
 
 
-def verdict(low: float, high: float, margin: float = 0.0) -> str:
-    """The verdict of a claim whose statistic is positive when the claim holds.
+def verdict(value: float, low: float, high: float, margin: float = 0.0) -> str:
+    """The verdict of a claim whose statistic is positive when the claim holds, symmetric in the margin.
 
-    reproduced: the whole interval is above 0; not reproduced: the interval excludes any effect of at least
-    ``margin`` (it lies below ``margin``; with ``margin=0``: below 0, the opposite effect); otherwise
-    inconclusive at this budget. NaN bounds (too few values) are inconclusive.
+    - reproduced: the whole interval is above 0 (``low > 0``) and the value is at least ``margin``, the
+      smallest effect that counts;
+    - not reproduced: the whole interval is below ``margin`` (``high < margin``): any effect is smaller than
+      what counts, or opposite (with ``margin=0``: the interval is below 0);
+    - inconclusive, nothing varied: the interval is exactly [0, 0] (and so is the value): the arms compared
+      gave the same outcome on every task, so the data cannot speak to the claim either way;
+    - inconclusive at this budget: otherwise, and whenever a bound or the value is NaN (too few values).
+
+    An interval above 0 whose value is below the margin is inconclusive unless it is also wholly below the
+    margin (then: not reproduced); an interval reaching above the margin whose value is below it: inconclusive.
     """
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(value) and math.isfinite(low) and math.isfinite(high)):
         return INCONCLUSIVE
-    if low > 0:
+    if low == high == value == 0:
+        return NOTHING_VARIED
+    if low > 0 and value >= margin:
         return REPRODUCED
-    if high < margin or (margin == 0 and high < 0):
+    if high < margin:
         return NOT_REPRODUCED
     return INCONCLUSIVE
 
@@ -107,7 +123,7 @@ def verdict(low: float, high: float, margin: float = 0.0) -> str:
 def claim(name: str, statement: str, statistic: str, value: float, interval: Sequence[float], over: str,
           margin: float = 0.0, note: str = "") -> Claim:
     low, high = float(interval[0]), float(interval[1])
-    return Claim(name, statement, statistic, float(value), (low, high), over, margin, verdict(low, high, margin), note)
+    return Claim(name, statement, statistic, float(value), (low, high), over, margin, verdict(float(value), low, high, margin), note)
 
 
 # ------------------------------------------------------------------------------------------- statistics
