@@ -14,6 +14,7 @@ from interplay.study import SECTIONS, run_study
 from interplay.study.core import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
+    NOTHING_VARIED,
     REPRODUCED,
     SMALLEST,
     VERDICTS,
@@ -27,14 +28,36 @@ from interplay.study.core import (
 
 
 def test_verdict_rule() -> None:
-    assert verdict(0.01, 0.2) == REPRODUCED
-    assert verdict(-0.3, -0.01) == NOT_REPRODUCED  # the opposite effect
-    assert verdict(-0.1, 0.02, margin=0.05) == NOT_REPRODUCED  # any effect is smaller than the margin
-    assert verdict(-0.1, 0.2, margin=0.05) == INCONCLUSIVE
-    assert verdict(-0.1, 0.2) == INCONCLUSIVE
-    assert verdict(float("nan"), 0.2) == INCONCLUSIVE
+    """The rule on hand-made intervals: reproduced and not reproduced can both happen, against the margin."""
+    nan = float("nan")
+    # Above 0 with the value at or above the margin: reproduced.
+    assert verdict(0.17, 0.03, 0.31, margin=0.10) == REPRODUCED
+    assert verdict(0.10, 0.01, 0.20, margin=0.10) == REPRODUCED  # at the margin counts
+    assert verdict(0.1, 0.01, 0.2) == REPRODUCED  # margin 0: the interval above 0 is enough
+    # Above 0, value below the margin, interval reaching past it: an effect, maybe too small to count.
+    assert verdict(0.06, 0.01, 0.12, margin=0.10) == INCONCLUSIVE
+    # Wholly below the margin: no effect that counts, even though it is above 0.
+    assert verdict(0.04, 0.01, 0.08, margin=0.10) == NOT_REPRODUCED
+    assert verdict(0.01, -0.1, 0.02, margin=0.05) == NOT_REPRODUCED
+    # Below 0: the opposite effect.
+    assert verdict(-0.1, -0.3, -0.01) == NOT_REPRODUCED
+    assert verdict(-0.1, -0.3, -0.01, margin=0.05) == NOT_REPRODUCED
+    # Straddling 0 and the margin: inconclusive.
+    assert verdict(0.05, -0.1, 0.2, margin=0.05) == INCONCLUSIVE
+    assert verdict(0.05, -0.1, 0.2) == INCONCLUSIVE
+    # Exactly [0, 0]: the arms never differed, which says nothing about the claim either way.
+    assert verdict(0.0, 0.0, 0.0, margin=0.02) == NOTHING_VARIED
+    assert verdict(0.0, 0.0, 0.0) == NOTHING_VARIED
+    assert verdict(0.0, 0.0, 0.07, margin=0.02) == INCONCLUSIVE  # something varied, the value did not move
+    assert verdict(0.5, 0.5, 0.5, margin=0.1) == REPRODUCED  # zero width away from 0: every task moved alike
+    # NaN anywhere: inconclusive.
+    assert verdict(0.1, nan, 0.2) == INCONCLUSIVE
+    assert verdict(nan, 0.1, 0.2) == INCONCLUSIVE
+    assert verdict(0.0, 0.0, nan, margin=0.1) == INCONCLUSIVE
+    assert set(VERDICTS) == {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOTHING_VARIED}
     c = claim("x", "a claim", "a - b", 0.1, (0.05, 0.15), "tasks")
     assert c.verdict == REPRODUCED and c.interval == (0.05, 0.15)
+    assert claim("x", "a claim", "a - b", 0.03, (0.01, 0.05), "tasks", margin=0.1).verdict == NOT_REPRODUCED
 
 
 def test_ranks_and_spearman() -> None:

@@ -188,10 +188,55 @@ def pct_interval(value: float, low: float, high: float) -> str:
     return f"{pct(value)} [{pct(low)}, {pct(high)}]"
 
 
+# -------------------------------------------------------------------------------- manipulation checks
+#: Manipulation checks (did the arms get what they were meant to differ on?), by key: the column's heading
+#: in study.md and whether it is a share (shown in %).
+CHECKS: dict[str, tuple[str, bool]] = {
+    "reward_spread": ("GRPO groups with any reward spread (%)", True),
+    "distinct_outcomes": ("distinct outcomes per group", False),
+    "start_entropy": ("entropy of the starting policy (nats/token)", False),
+    "expert_turns": ("expert turns H", False),
+    "final_loss": ("final training loss", False),
+    "runs": ("training runs", False),
+}
+#: What the GRPO checks measure, in words (study.md says it under their table).
+GRPO_CHECKS_NOTE = (
+    "GRPO learns only from groups whose episodes got different rewards: groups with any reward spread is the share "
+    "of the training groups (per step, the environment's own reward; runs logged before this check existed: the "
+    "shaped reward GRPO saw) where some episode's reward differed, averaged over steps; distinct outcomes per "
+    "group the mean number of different episode outcomes in a group; the entropy of the starting policy the mean "
+    "per-token entropy of its replies at the first step, before any update. Means over the runs (seeds).")
+
+
+def grpo_checks(log: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The manipulation checks of one GRPO training from its log (TRL's ``log_history``): the share of groups with
+    any reward spread and the distinct outcomes per group (means over steps), and the starting policy's entropy
+    (the first step's). NaN where the log lacks a metric."""
+    steps = [e for e in log if "episode/distinct_outcomes_per_group" in e]
+    if steps and all("episode/frac_groups_reward_spread" in e for e in steps):
+        spread = [e["episode/frac_groups_reward_spread"] for e in steps]
+    else:  # logs written before the environment-reward metric: the shaped reward's groups
+        spread = [1.0 - e["episode/frac_groups_equal_reward"] for e in steps if "episode/frac_groups_equal_reward" in e]
+    entropy = next((e["entropy"] for e in log if "entropy" in e), float("nan"))
+    nan = float("nan")
+    return {"reward_spread": float(np.mean(spread)) if spread else nan,
+            "distinct_outcomes": float(np.mean([e["episode/distinct_outcomes_per_group"] for e in steps])) if steps else nan,
+            "start_entropy": float(entropy)}
+
+
+def mean_checks(runs: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Checks averaged over runs (seeds), with the number of runs."""
+    keys = [k for k in runs[0]] if runs else []
+    out = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    return {**out, "runs": float(len(runs))}
+
+
 # ---------------------------------------------------------------------------------------------- section
 @dataclass
 class Section:
-    """What a section returns: its question, what it ran, markdown tables and its claims (first = main)."""
+    """What a section returns: its question, what it ran, markdown tables and its claims (first = main), and
+    its manipulation checks: per arm (a row label) the values of ``CHECKS`` keys, with ``checks_note`` saying
+    what they measure."""
 
     key: str
     title: str
@@ -201,6 +246,8 @@ class Section:
     claims: list[Claim]
     figures: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    checks: dict[str, dict[str, float]] = field(default_factory=dict)
+    checks_note: str = ""
 
     @property
     def verdict(self) -> str:
@@ -307,6 +354,10 @@ class Lab:
     def train_log(self, name: str) -> list[dict[str, Any]]:
         """The log entries of a finished training (TRL's ``log_history``)."""
         return json.loads((self.root / name / "log_history.json").read_text())
+
+    def grpo_checks(self, name: str) -> dict[str, float]:
+        """The manipulation checks (``grpo_checks``) of the finished GRPO training ``name``."""
+        return grpo_checks(self.train_log(name))
 
 
 # ------------------------------------------------------------------------------------------ evaluation
