@@ -29,10 +29,12 @@ import numpy as np
 from interplay.metrics import per_task_pass_at_k
 from interplay.study.core import (
     BOOTSTRAP_DRAWS,
+    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
     expert_forcing,
+    mean_checks,
     over,
     pct,
     play,
@@ -69,7 +71,8 @@ def _measure(lab: Lab, seed: int, step: int, path: Any, grpo_steps: int, tasks: 
     tuned = lab.grpo(f"{name}/grpo", config, grpo_steps, seed=seed, batch=lab.budget.batch(BATCH))
     after = lab.cached(f"{name}/pass_after", lambda: play(tuned, ENV, ENV_KWARGS, tasks, 4, seed=seed,
                                                           max_new_tokens=MAX_NEW_TOKENS))
-    return {"seed": seed, "step": step, "forced": forced, "before": before["successes"], "after": after["successes"]}
+    return {"seed": seed, "step": step, "forced": forced, "before": before["successes"], "after": after["successes"],
+            "checks": lab.grpo_checks(f"{name}/grpo")}
 
 
 class Checkpoints:
@@ -175,6 +178,9 @@ def run(lab: Lab) -> Section:
              "task (pass@1 after RL)"]
     figures = {"checkpoints": [{k: r[k] for k in ("seed", "step")} for r in rows],
                **{k: v.tolist() for k, v in data.stats(np.arange(tasks)).items()}}
+    checks = {f"GRPO from SFT step {step}": mean_checks([r["checks"] for r in rows if r["step"] == step])
+              for step in sorted({r["step"] for r in rows})}
     return Section("coverage", "Coverage predicts what RL can reach",
                    "Does the coverage profile of an SFT checkpoint predict its pass@N, and what GRPO reaches from it, "
-                   "better than its held-out cross-entropy?", setup, _table(data), claims, figures)
+                   "better than its held-out cross-entropy?", setup, _table(data), claims, figures, checks=checks,
+                   checks_note=GRPO_CHECKS_NOTE)
