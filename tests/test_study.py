@@ -20,6 +20,7 @@ from interplay.study.core import (
     VERDICTS,
     Budget,
     claim,
+    ranking_edge,
     ranks,
     spearman,
     two_way_interval,
@@ -68,6 +69,21 @@ def test_ranks_and_spearman() -> None:
     # Pearson on ranks with ties: x ranks 1,2,3,4; y ranks 1.5,1.5,3,4.
     rx, ry = np.array([1, 2, 3, 4.0]), np.array([1.5, 1.5, 3, 4])
     assert spearman([1, 2, 3, 4], [7, 7, 8, 9]) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_ranking_edge_compares_predictors_where_they_disagree() -> None:
+    target = [1, 2, 3, 4]
+    assert math.isnan(ranking_edge([1, 2, 3, 4], [5, 6, 7, 8], target))  # the same order: they never disagree
+    # x is right everywhere; y swaps the first two: one pair in dispute, x wins it.
+    assert ranking_edge([1, 2, 3, 4], [2, 1, 3, 4], target) == 1.0
+    assert ranking_edge([2, 1, 3, 4], [1, 2, 3, 4], target) == -1.0
+    # y ties the pair x orders right: half a win. Pairs whose target ties do not count.
+    assert ranking_edge([1, 2, 3, 4], [1, 1, 3, 4], target) == 0.5
+    assert math.isnan(ranking_edge([1, 2, 3], [2, 1, 3], [5, 5, 6])) and ranking_edge([1, 2, 3], [2, 1, 3], [5, 6, 7]) == 1
+    # Both near-perfect rank correlations, yet a full edge where they differ.
+    x, y = np.arange(20.0), np.arange(20.0)
+    y[[3, 4]] = y[[4, 3]]
+    assert spearman(y, np.arange(20)) > 0.99 and ranking_edge(x, y, np.arange(20)) == 1.0
 
 
 def test_two_way_interval() -> None:

@@ -171,6 +171,22 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def ranking_edge(x: Sequence[float], y: Sequence[float], target: Sequence[float]) -> float:
+    """How much better ``x`` than ``y`` orders ``target``, where the two order differently.
+
+    Over the pairs (i, j) whose ``target`` differs, each predictor scores +1 when it orders the pair as ``target``
+    does, −1 when the other way, 0 on a tie; over the pairs where the two predictors' scores differ, the mean of
+    (score_x − score_y) / 2, in [−1, 1]: +1 when ``x`` is right on every pair they disagree on. Unlike a
+    difference of two rank correlations near 1, it has room to show a difference; NaN when they never disagree.
+    """
+    x, y, t = (np.asarray(v, dtype=np.float64) for v in (x, y, target))
+    i, j = np.triu_indices(len(t), 1)
+    sign = np.sign(t[i] - t[j])
+    a, b = np.sign(x[i] - x[j]) * sign, np.sign(y[i] - y[j]) * sign
+    differ = (sign != 0) & (a != b)
+    return float(((a - b) / 2)[differ].mean()) if differ.any() else float("nan")
+
+
 def pct(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
 
