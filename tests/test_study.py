@@ -132,6 +132,14 @@ def test_smallest_study_end_to_end(tmp_path) -> None:
             assert (math.isfinite(low) and low <= high) or c.verdict == INCONCLUSIVE, (key, c)
             assert c.statement in md
         assert section.setup and section.tables and section.figures
+        # Manipulation checks: the GRPO arms' reward spread, distinct outcomes and starting entropy (horizon has none).
+        assert section.checks and data["sections"][key]["checks"] == section.checks
+        wanted = {"expert_turns", "final_loss"} if key == "horizon" else {"reward_spread", "distinct_outcomes",
+                                                                         "start_entropy"}
+        for row in section.checks.values():
+            assert wanted <= set(row) and all(math.isfinite(row[k]) for k in wanted), (key, row)
+            assert 0 <= row.get("reward_spread", 0) <= 1
+    assert md.count("Manipulation check (") == len(SECTIONS)
     first = time.perf_counter() - started
     # A rerun reads every section back from disk.
     started = time.perf_counter()
