@@ -73,13 +73,13 @@ def test_ranks_and_spearman() -> None:
 
 def test_ranking_edge_compares_predictors_where_they_disagree() -> None:
     target = [1, 2, 3, 4]
-    assert math.isnan(ranking_edge([1, 2, 3, 4], [5, 6, 7, 8], target))  # the same order: they never disagree
+    assert ranking_edge([1, 2, 3, 4], [5, 6, 7, 8], target) == 0.0  # the same order: they never disagree
     # x is right everywhere; y swaps the first two: one pair in dispute, x wins it.
     assert ranking_edge([1, 2, 3, 4], [2, 1, 3, 4], target) == 1.0
     assert ranking_edge([2, 1, 3, 4], [1, 2, 3, 4], target) == -1.0
     # y ties the pair x orders right: half a win. Pairs whose target ties do not count.
     assert ranking_edge([1, 2, 3, 4], [1, 1, 3, 4], target) == 0.5
-    assert math.isnan(ranking_edge([1, 2, 3], [2, 1, 3], [5, 5, 6])) and ranking_edge([1, 2, 3], [2, 1, 3], [5, 6, 7]) == 1
+    assert ranking_edge([1, 2, 3], [2, 1, 3], [5, 5, 6]) == 0.0 and ranking_edge([1, 2, 3], [2, 1, 3], [5, 6, 7]) == 1
     # Both near-perfect rank correlations, yet a full edge where they differ.
     x, y = np.arange(20.0), np.arange(20.0)
     y[[3, 4]] = y[[4, 3]]

@@ -177,14 +177,15 @@ def ranking_edge(x: Sequence[float], y: Sequence[float], target: Sequence[float]
     Over the pairs (i, j) whose ``target`` differs, each predictor scores +1 when it orders the pair as ``target``
     does, −1 when the other way, 0 on a tie; over the pairs where the two predictors' scores differ, the mean of
     (score_x − score_y) / 2, in [−1, 1]: +1 when ``x`` is right on every pair they disagree on. Unlike a
-    difference of two rank correlations near 1, it has room to show a difference; NaN when they never disagree.
+    difference of two rank correlations near 1, it has room to show a difference; 0 when they never disagree
+    (nothing tells them apart: a claim whose every resample gives 0 reads "inconclusive: nothing varied").
     """
     x, y, t = (np.asarray(v, dtype=np.float64) for v in (x, y, target))
     i, j = np.triu_indices(len(t), 1)
     sign = np.sign(t[i] - t[j])
     a, b = np.sign(x[i] - x[j]) * sign, np.sign(y[i] - y[j]) * sign
     differ = (sign != 0) & (a != b)
-    return float(((a - b) / 2)[differ].mean()) if differ.any() else float("nan")
+    return float(((a - b) / 2)[differ].mean()) if differ.any() else 0.0
 
 
 def pct(value: float | None) -> str:

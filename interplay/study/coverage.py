@@ -130,12 +130,7 @@ class Checkpoints:
             picked = rng.choice(seeds, len(seeds)) if len(seeds) > 1 else seeds
             rows = np.concatenate([np.flatnonzero(self.seed == s) for s in picked])
             boots.append(self.claims_values(rng.integers(0, tasks, tasks), rows))
-        boots = np.array(boots)
-        bounds = np.full((2, boots.shape[1]), np.nan)
-        for k in range(boots.shape[1]):  # ranking_edge is NaN in a resample where coverage and loss never disagree
-            if np.isfinite(boots[:, k]).any():
-                bounds[:, k] = np.nanquantile(boots[:, k], [0.025, 0.975])
-        return value, bounds
+        return value, np.quantile(np.array(boots), [0.025, 0.975], axis=0)
 
 
 def disagreements(x: np.ndarray, y: np.ndarray, target: np.ndarray) -> int:
