@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings
+from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings, grpo_task_count
 from interplay.training.exploration import ExplorationConfig
 
 STAGES = ("untrained", "sft", "grpo", "grpo_explore")
@@ -295,13 +295,12 @@ def with_overrides(preset: Preset, **overrides: Any) -> Preset:
     return dataclasses.replace(preset, sft_args=sft_args, grpo_args=grpo_args, description=description, **changes)
 
 
-def _grpo_tasks(preset: Preset) -> int:
-    """Training tasks the RL stages draw (as ``train_grpo`` counts them, on one process)."""
-    if preset.grpo.tasks:
-        return preset.grpo.tasks
+def _grpo_tasks(preset: Preset, num_processes: int | None = None) -> int:
+    """Training tasks the RL stages draw, counted as ``train_grpo`` counts them (``grpo_task_count``): on
+    ``num_processes`` processes, by default as many as this run was launched on."""
     args = preset.grpo_args
-    groups = args["per_device_train_batch_size"] * args.get("gradient_accumulation_steps", 1)
-    return max(1, args["max_steps"]) * max(1, groups // args.get("num_generations", 8))
+    return grpo_task_count(preset.grpo.tasks, args["max_steps"], args["per_device_train_batch_size"],
+                           args.get("num_generations", 8), args.get("gradient_accumulation_steps", 1), num_processes)
 
 
 def seeded_configs(preset: Preset) -> tuple[ImitationConfig, GRPOTrainingConfig, dict[str, Any], dict[str, Any]]:
@@ -312,9 +311,10 @@ def seeded_configs(preset: Preset) -> tuple[ImitationConfig, GRPOTrainingConfig,
     """
     from interplay.seeds import EVAL_SEED_START
 
-    span = preset.grpo.seed_start + _grpo_tasks(preset) - preset.sft.seed_start
+    tasks = _grpo_tasks(preset)
+    span = preset.grpo.seed_start + tasks - preset.sft.seed_start
     offset = preset.seed * span
-    if preset.grpo.seed_start + offset + _grpo_tasks(preset) > EVAL_SEED_START:
+    if preset.grpo.seed_start + offset + tasks > EVAL_SEED_START:
         raise ValueError(f"preset {preset.name!r}: seed {preset.seed} would train on tasks past the training seed "
                          f"range (each seed uses {span} training tasks, below {EVAL_SEED_START}); use a seed below "
                          f"{(EVAL_SEED_START - preset.sft.seed_start) // span}.")

@@ -258,3 +258,28 @@ def test_overrides_replace_the_preset_settings_with_clear_errors(capsys):
         assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="sft_args must not set"):
         dataclasses.replace(base, sft_args={**base.sft_args, "seed": 1})
+
+
+def test_grpo_task_count_counts_processes_for_the_trainer_and_the_pipeline(monkeypatch):
+    """One function counts GRPO's training tasks, for the trainer (args.world_size) and the pipeline's seed blocks
+    (the launched processes): under several processes the blocks of different seeds stay disjoint."""
+    import interplay.training.grpo as grpo
+    from interplay.pipeline import _grpo_tasks, seeded_configs, with_overrides
+    from interplay.training.config import grpo_task_count
+
+    assert grpo.grpo_task_count is grpo_task_count
+    assert grpo_task_count(None, 3, 8, 4, num_processes=1) == 6
+    assert grpo_task_count(None, 3, 8, 4, num_processes=2) == 12  # each process plays its own groups
+    assert grpo_task_count(None, 3, 8, 4, gradient_accumulation_steps=2, num_processes=2) == 24
+    assert grpo_task_count(None, 0, 2, 4, num_processes=1) == 1 and grpo_task_count(50, 3, 8, 4, num_processes=4) == 50
+    preset = with_overrides(get_preset("codebreaker"), seed=1)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    one = _grpo_tasks(preset)
+    sft_one, _, _, _ = seeded_configs(preset)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert _grpo_tasks(preset) == 4 * one == _grpo_tasks(preset, num_processes=4)
+    sft_four, _, _, _ = seeded_configs(preset)
+    _, grpo0, _, _ = seeded_configs(with_overrides(get_preset("codebreaker"), seed=0))
+    # Seed 1's block starts after everything seed 0's GRPO draws on 4 processes (counting one process, it
+    # started inside it).
+    assert sft_four.seed_start >= grpo0.seed_start + 4 * one > sft_one.seed_start

@@ -36,3 +36,26 @@ def test_a_stale_readme_is_caught(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tool, "README", readme)
     assert tool.main(["--check"]) == 1
     assert tool.main([]) == 0 and tool.main(["--check"]) == 0
+
+
+def test_study_verdicts_follow_the_current_rule() -> None:
+    """docs/figures/study.json's verdicts are core.verdict's of its stored values, intervals and margins, and
+    --reverdict re-derives stale ones in the summary and in study.md."""
+    from interplay.study.core import NOTHING_VARIED, REPRODUCED, verdict
+
+    tool = _tool()
+    study = json.loads((ROOT / "docs" / "figures" / "study.json").read_text())
+    for section in study["sections"].values():
+        for c in section["claims"]:
+            assert c["verdict"] == verdict(c["value"], *c["interval"], c["margin"]), c
+        assert section["verdict"] == section["claims"][0]["verdict"]
+    md = (ROOT / "docs" / "figures" / "study.md").read_text()
+    stale = json.loads(json.dumps(study))
+    first = stale["sections"]["exploration"]
+    first["verdict"] = first["claims"][0]["verdict"] = "not reproduced"
+    old_md = md.replace(f"| **{NOTHING_VARIED}** |", "| **not reproduced** |").replace(
+        f"**Verdict: {NOTHING_VARIED}**", "**Verdict: not reproduced**")
+    summary, new_md, changes = tool.reverdict(stale, old_md)
+    assert summary["sections"]["exploration"]["verdict"] == NOTHING_VARIED and len(changes) == 1
+    assert new_md.count(f"**{NOTHING_VARIED}**") >= 3 and f"**Verdict: {NOTHING_VARIED}**" in new_md
+    assert summary["sections"]["horizon"]["verdict"] == REPRODUCED and tool.reverdict(summary)[2] == []

@@ -190,6 +190,7 @@ def test_episode_reward_groups_by_task_and_applies_shapers():
                   task=["m seed=1", "m seed=1", "m seed=2", "m seed=2"], log_metric=logged.__setitem__)
     assert EpisodeReward()(reward=[1.0, 0.0, 0.0, 0.0], **kwargs) == [1.0, 0.0, 0.0, 0.0]
     assert logged["episode/frac_groups_equal_reward"] == 0.5 and logged["episode/distinct_outcomes_per_group"] == 2
+    assert logged["episode/frac_groups_reward_spread"] == 0.5  # the environment's reward: the study's manipulation check
     assert logged["episode/invalid_rate"] == pytest.approx(1 / 11)
     shaped = EpisodeReward(ExplorationConfig(methods=["batch_diversity"]))(reward=[1.0, 0.0, 0.0, 0.0], **kwargs)
     assert shaped == pytest.approx([1.0, 0.0, 0.0, 0.0])  # every outcome unique in its group: no penalty

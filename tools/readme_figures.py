@@ -6,9 +6,12 @@ report: ``demo`` from ``interplay demo``'s ``report.json``, ``smollm2`` from the
 ``report.json``, ``study`` from ``interplay study``'s ``study.json`` (its whole ``study.md`` is copied beside it),
 ``bench`` from one or more ``interplay bench`` output directories (their ``bench.json``).
 Each summary records the command and seed that produced it, and the README says them under each table.
+``--reverdict`` re-derives the verdicts of ``docs/figures/study.json`` (and its ``study.md``) from the stored
+values, intervals and margins under the current rule (``interplay.study.core.verdict``), without retraining.
 
     python tools/readme_figures.py --demo runs/demo --study runs/study   # take the reports, rewrite README.md
     python tools/readme_figures.py --bench runs/bench/tiny runs/bench/smollm2-135m
+    python tools/readme_figures.py --reverdict                           # the study's verdicts under today's rule
     python tools/readme_figures.py --check                               # README.md matches docs/figures (tests)
 """
 
@@ -52,11 +55,65 @@ def demo_summary(report: dict[str, Any], command: str) -> dict[str, Any]:
 def study_summary(study: dict[str, Any], command: str) -> dict[str, Any]:
     """The figures of a study.json the README shows: every claim of every section."""
     sections = {key: {"title": s["title"], "verdict": s["verdict"], "wall_s": s["wall_s"],
-                      "claims": [{k: c[k] for k in ("statement", "statistic", "value", "interval", "over", "verdict")}
-                                 for c in s["claims"]]}
+                      "claims": [{k: c[k] for k in ("name", "statement", "statistic", "value", "interval", "over",
+                                                    "margin", "verdict")} for c in s["claims"]],
+                      "checks": s.get("checks", {})}
                 for key, s in study["sections"].items()}
     return {"command": command, "budget": study["budget"], "seeds": study["seeds"], "wall_s": study["wall_s"],
             "machine": study["machine"], "sections": sections}
+
+
+def _core() -> Any:
+    """``interplay.study.core`` of this checkout (not whichever interplay the interpreter would find first)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from interplay.study import core
+
+    return core
+
+
+REVERDICT_NOTE = ("verdicts were re-derived from the stored values, intervals and margins under the current rule "
+                  "(`python tools/readme_figures.py --reverdict`), without retraining")
+
+
+def reverdict(summary: dict[str, Any], report_md: str | None = None) -> tuple[dict[str, Any], str | None, list[str]]:
+    """``summary`` (a study summary) with every claim's verdict re-derived by ``core.verdict`` from its stored
+    value, interval and margin, each section's verdict its first claim's; ``report_md`` (the run's study.md) with
+    the same verdicts and the rule's statement; and the changes, ``section: statement: old -> new``."""
+    core = _core()
+    changes = []
+    sections = {}
+    for key, section in summary["sections"].items():
+        claims = []
+        for c in section["claims"]:
+            if "margin" not in c:
+                raise ValueError(f"study.json's claim {c['statement']!r} has no margin: re-verdicting needs one.")
+            new = core.verdict(c["value"], c["interval"][0], c["interval"][1], c["margin"])
+            if new != c["verdict"]:
+                changes.append(f"{key}: {c['statement']} {c['verdict']} -> {new}")
+                if report_md is not None:
+                    row = f"| {_cell(c['statement'])} | {_cell(c['statistic'])} |"
+                    report_md = "\n".join(line.replace(f"| **{c['verdict']}** |", f"| **{new}** |")
+                                          if line.startswith(row) else line for line in report_md.split("\n"))
+            claims.append({**c, "verdict": new})
+        sections[key] = {**section, "claims": claims, "verdict": claims[0]["verdict"]}
+        if report_md is not None and section["verdict"] != claims[0]["verdict"]:
+            old, new = section["verdict"], claims[0]["verdict"]
+            lines = report_md.split("\n")
+            lines = [line.replace(f"| **{old}** |", f"| **{new}** |") if line.startswith(f"| [{section['title']}](#{key})")
+                     else line for line in lines]
+            anchor = lines.index(f'<a id="{key}"></a>')
+            at = next(i for i in range(anchor, len(lines)) if lines[i].startswith(f"**Verdict: {old}**"))
+            lines[at] = lines[at].replace(f"**Verdict: {old}**", f"**Verdict: {new}**", 1)
+            report_md = "\n".join(lines)
+    if report_md is not None:
+        lines = report_md.split("\n")
+        at = next(i for i, line in enumerate(lines) if line.startswith("Every statistic is positive when the finding holds"))
+        lines[at] = ("Every statistic is positive when the finding holds; its 95% interval is a percentile bootstrap "
+                     f"over the seeds and tasks named. Verdicts: {core.RULE} This run's {REVERDICT_NOTE}; it ran "
+                     "before the study recorded manipulation checks.")
+        report_md = "\n".join(lines)
+    return {**summary, "sections": sections, "verdicts_note": REVERDICT_NOTE}, report_md, changes
 
 
 def bench_summary(reports: list[dict[str, Any]], commands: list[str]) -> dict[str, Any]:
@@ -132,7 +189,8 @@ def render_study(d: dict[str, Any]) -> str:
                          f"[{_num(c['interval'][0])}, {_num(c['interval'][1])}] | {c['over']} | **{c['verdict']}** |")
     lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}; sections that compare seeds train with "
                   f"seeds 0–{d['seeds'] - 1}, and the column \"over\" says which intervals include them) in "
-                  f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."]
+                  f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."
+                  + (f" Its {d['verdicts_note']}." if d.get("verdicts_note") else "")]
     return "\n".join(lines)
 
 
@@ -147,6 +205,8 @@ def rendered_readme(readme: str) -> str:
     """README text with every figures region rendered from docs/figures."""
     for name, render in RENDER.items():
         pattern = _region(name)
+        if not pattern.search(readme) and not (FIGURES / f"{name}.json").exists():
+            continue  # a figure not produced yet (no summary) and not quoted
         if not pattern.search(readme):
             raise ValueError(f"README.md has no figures region {name!r} (<!-- figures:{name} --> ... "
                              f"<!-- /figures:{name} -->).")
@@ -161,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-command", default="interplay demo")
     parser.add_argument("--study", help="an `interplay study` output directory (its study.json)")
     parser.add_argument("--study-command", default="make study")
+    parser.add_argument("--reverdict", action="store_true",
+                        help="re-derive docs/figures/study.json's (and study.md's) verdicts under the current rule")
     parser.add_argument("--bench", nargs="+", metavar="DIR", help="`interplay bench` output directories (bench.json)")
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from docs/figures")
     args = parser.parse_args(argv)
@@ -172,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         study = json.loads((Path(args.study) / "study.json").read_text())
         (FIGURES / "study.json").write_text(json.dumps(study_summary(study, args.study_command), indent=1) + "\n")
         (FIGURES / "study.md").write_text((Path(args.study) / "study.md").read_text())  # the whole report
+    if args.reverdict:
+        summary, report_md, changes = reverdict(json.loads((FIGURES / "study.json").read_text()),
+                                                (FIGURES / "study.md").read_text())
+        (FIGURES / "study.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (FIGURES / "study.md").write_text(report_md)
+        print("\n".join(changes) or "no verdict changed")
     if args.bench:
         reports = [json.loads((Path(d) / "bench.json").read_text()) for d in args.bench]
         commands = [f"interplay bench {r['model']} --episodes {r['episodes']}" for r in reports]

@@ -12,9 +12,11 @@ Sections (one module each, ``run(lab) -> Section``):
   success by attempt, in-context plasticity, on held-out tasks and an environment not trained on.
 
 Each claim gets a statistic that is positive when the finding holds, a 95% interval (over seeds and tasks
-where the section has seeds) and a verdict (``core.verdict``): reproduced, not reproduced, or inconclusive
-at this budget. ``run_study`` writes ``study.md`` and ``study.json``; every training and evaluation is cached
-in the section's folder, so a rerun resumes.
+where the section has seeds) and a verdict (``core.verdict``, symmetric in the claim's margin): reproduced,
+not reproduced, inconclusive: nothing varied (the arms never differed), or inconclusive at this budget; each
+section records manipulation checks (``Section.checks``: for GRPO arms the share of groups with any reward
+spread, distinct outcomes per group, the starting policy's entropy). ``run_study`` writes ``study.md`` and
+``study.json``; every training and evaluation is cached in the section's folder, so a rerun resumes.
 
 Usage::
 

@@ -19,9 +19,16 @@ from typing import Any
 
 import numpy as np
 
-#: The three verdicts a claim can get; a section's verdict is its first claim's.
+#: The verdicts a claim can get (``verdict``); a section's verdict is its first claim's.
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this budget"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+NOTHING_VARIED = "inconclusive: nothing varied"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOTHING_VARIED)
+#: The rule in words, as the reports state it.
+RULE = ("**reproduced**: the whole 95% interval is above 0 and the value is at least the claim's margin (the "
+        "smallest effect that counts); **not reproduced**: the whole interval is below the margin (no effect that "
+        "counts, or the opposite effect); **inconclusive: nothing varied**: the interval is exactly [0, 0], the arms "
+        "compared did not differ on any task in any resample (see the section's manipulation check); "
+        "**inconclusive at this budget**: otherwise.")
 #: Resamples behind every bootstrap interval of the study (seeded: a rerun gives the same intervals).
 BOOTSTRAP_DRAWS = 2000
 DONE = "DONE"
@@ -88,18 +95,27 @@ class Claim:
     note: str = ""
 
 
-def verdict(low: float, high: float, margin: float = 0.0) -> str:
-    """The verdict of a claim whose statistic is positive when the claim holds.
+def verdict(value: float, low: float, high: float, margin: float = 0.0) -> str:
+    """The verdict of a claim whose statistic is positive when the claim holds, symmetric in the margin.
 
-    reproduced: the whole interval is above 0; not reproduced: the interval excludes any effect of at least
-    ``margin`` (it lies below ``margin``; with ``margin=0``: below 0, the opposite effect); otherwise
-    inconclusive at this budget. NaN bounds (too few values) are inconclusive.
+    - reproduced: the whole interval is above 0 (``low > 0``) and the value is at least ``margin``, the
+      smallest effect that counts;
+    - not reproduced: the whole interval is below ``margin`` (``high < margin``): any effect is smaller than
+      what counts, or opposite (with ``margin=0``: the interval is below 0);
+    - inconclusive, nothing varied: the interval is exactly [0, 0] (and so is the value): the arms compared
+      gave the same outcome on every task, so the data cannot speak to the claim either way;
+    - inconclusive at this budget: otherwise, and whenever a bound or the value is NaN (too few values).
+
+    An interval above 0 whose value is below the margin is inconclusive unless it is also wholly below the
+    margin (then: not reproduced); an interval reaching above the margin whose value is below it: inconclusive.
     """
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(value) and math.isfinite(low) and math.isfinite(high)):
         return INCONCLUSIVE
-    if low > 0:
+    if low == high == value == 0:
+        return NOTHING_VARIED
+    if low > 0 and value >= margin:
         return REPRODUCED
-    if high < margin or (margin == 0 and high < 0):
+    if high < margin:
         return NOT_REPRODUCED
     return INCONCLUSIVE
 
@@ -107,7 +123,7 @@ def verdict(low: float, high: float, margin: float = 0.0) -> str:
 def claim(name: str, statement: str, statistic: str, value: float, interval: Sequence[float], over: str,
           margin: float = 0.0, note: str = "") -> Claim:
     low, high = float(interval[0]), float(interval[1])
-    return Claim(name, statement, statistic, float(value), (low, high), over, margin, verdict(low, high, margin), note)
+    return Claim(name, statement, statistic, float(value), (low, high), over, margin, verdict(float(value), low, high, margin), note)
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -155,6 +171,23 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def ranking_edge(x: Sequence[float], y: Sequence[float], target: Sequence[float]) -> float:
+    """How much better ``x`` than ``y`` orders ``target``, where the two order differently.
+
+    Over the pairs (i, j) whose ``target`` differs, each predictor scores +1 when it orders the pair as ``target``
+    does, −1 when the other way, 0 on a tie; over the pairs where the two predictors' scores differ, the mean of
+    (score_x − score_y) / 2, in [−1, 1]: +1 when ``x`` is right on every pair they disagree on. Unlike a
+    difference of two rank correlations near 1, it has room to show a difference; 0 when they never disagree
+    (nothing tells them apart: a claim whose every resample gives 0 reads "inconclusive: nothing varied").
+    """
+    x, y, t = (np.asarray(v, dtype=np.float64) for v in (x, y, target))
+    i, j = np.triu_indices(len(t), 1)
+    sign = np.sign(t[i] - t[j])
+    a, b = np.sign(x[i] - x[j]) * sign, np.sign(y[i] - y[j]) * sign
+    differ = (sign != 0) & (a != b)
+    return float(((a - b) / 2)[differ].mean()) if differ.any() else 0.0
+
+
 def pct(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
 
@@ -172,10 +205,55 @@ def pct_interval(value: float, low: float, high: float) -> str:
     return f"{pct(value)} [{pct(low)}, {pct(high)}]"
 
 
+# -------------------------------------------------------------------------------- manipulation checks
+#: Manipulation checks (did the arms get what they were meant to differ on?), by key: the column's heading
+#: in study.md and whether it is a share (shown in %).
+CHECKS: dict[str, tuple[str, bool]] = {
+    "reward_spread": ("GRPO groups with any reward spread (%)", True),
+    "distinct_outcomes": ("distinct outcomes per group", False),
+    "start_entropy": ("entropy of the starting policy (nats/token)", False),
+    "expert_turns": ("expert turns H", False),
+    "final_loss": ("final training loss", False),
+    "runs": ("training runs", False),
+}
+#: What the GRPO checks measure, in words (study.md says it under their table).
+GRPO_CHECKS_NOTE = (
+    "GRPO learns only from groups whose episodes got different rewards: groups with any reward spread is the share "
+    "of the training groups (per step, the environment's own reward; runs logged before this check existed: the "
+    "shaped reward GRPO saw) where some episode's reward differed, averaged over steps; distinct outcomes per "
+    "group the mean number of different episode outcomes in a group; the entropy of the starting policy the mean "
+    "per-token entropy of its replies at the first step, before any update. Means over the runs (seeds).")
+
+
+def grpo_checks(log: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The manipulation checks of one GRPO training from its log (TRL's ``log_history``): the share of groups with
+    any reward spread and the distinct outcomes per group (means over steps), and the starting policy's entropy
+    (the first step's). NaN where the log lacks a metric."""
+    steps = [e for e in log if "episode/distinct_outcomes_per_group" in e]
+    if steps and all("episode/frac_groups_reward_spread" in e for e in steps):
+        spread = [e["episode/frac_groups_reward_spread"] for e in steps]
+    else:  # logs written before the environment-reward metric: the shaped reward's groups
+        spread = [1.0 - e["episode/frac_groups_equal_reward"] for e in steps if "episode/frac_groups_equal_reward" in e]
+    entropy = next((e["entropy"] for e in log if "entropy" in e), float("nan"))
+    nan = float("nan")
+    return {"reward_spread": float(np.mean(spread)) if spread else nan,
+            "distinct_outcomes": float(np.mean([e["episode/distinct_outcomes_per_group"] for e in steps])) if steps else nan,
+            "start_entropy": float(entropy)}
+
+
+def mean_checks(runs: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Checks averaged over runs (seeds), with the number of runs."""
+    keys = [k for k in runs[0]] if runs else []
+    out = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    return {**out, "runs": float(len(runs))}
+
+
 # ---------------------------------------------------------------------------------------------- section
 @dataclass
 class Section:
-    """What a section returns: its question, what it ran, markdown tables and its claims (first = main)."""
+    """What a section returns: its question, what it ran, markdown tables and its claims (first = main), and
+    its manipulation checks: per arm (a row label) the values of ``CHECKS`` keys, with ``checks_note`` saying
+    what they measure."""
 
     key: str
     title: str
@@ -185,6 +263,8 @@ class Section:
     claims: list[Claim]
     figures: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    checks: dict[str, dict[str, float]] = field(default_factory=dict)
+    checks_note: str = ""
 
     @property
     def verdict(self) -> str:
@@ -291,6 +371,10 @@ class Lab:
     def train_log(self, name: str) -> list[dict[str, Any]]:
         """The log entries of a finished training (TRL's ``log_history``)."""
         return json.loads((self.root / name / "log_history.json").read_text())
+
+    def grpo_checks(self, name: str) -> dict[str, float]:
+        """The manipulation checks (``grpo_checks``) of the finished GRPO training ``name``."""
+        return grpo_checks(self.train_log(name))
 
 
 # ------------------------------------------------------------------------------------------ evaluation

@@ -24,9 +24,11 @@ import numpy as np
 
 from interplay.metrics import per_task_pass_at_k
 from interplay.study.core import (
+    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
+    mean_checks,
     over,
     pct,
     play,
@@ -70,7 +72,8 @@ def _arm(lab: Lab, seed: int, name: str, start: Any, steps: int, seed_start: int
                     **GRPO_ARGS.get(name, {}))
     log = [e for e in lab.train_log(f"seed{seed}/{name}") if "frac_reward_zero_std" in e]
     return {"path": path, "zero_std": float(np.mean([e["frac_reward_zero_std"] for e in log])),
-            "train_success": float(np.mean([e["episode/success_rate"] for e in log]))}
+            "train_success": float(np.mean([e["episode/success_rate"] for e in log])),
+            "checks": lab.grpo_checks(f"seed{seed}/{name}")}
 
 
 def _ks(lab: Lab) -> tuple[int, ...]:
@@ -144,7 +147,8 @@ def run(lab: Lab) -> Section:
              f"evaluation: {tasks} held-out tasks × {ks[-1] if ks[-1] >= 64 else 2 * ks[-1]} samples at temperature 1 "
              f"per model; the SFT start has {top} = 0 on {pct(start_zero)}% of them"]
     figures = {name: {f"pass@{k}": float(s[:, i].mean()) for i, k in enumerate(ks)} for name, s in scores.items()}
+    checks = {name: mean_checks([r["checks"] for r in runs]) for name, runs in train.items()}
     return Section("exploration", "Exploration where coverage is low",
                    "Where the starting model rarely succeeds, does an exploration method reach more tasks (pass@k at "
                    "large k) than plain GRPO with the same sampled episodes?", setup, _table(scores, train, seeds, ks),
-                   claims, figures)
+                   claims, figures, checks=checks, checks_note=GRPO_CHECKS_NOTE)

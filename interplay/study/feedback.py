@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 
 from interplay.study.core import (
+    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
+    mean_checks,
     over,
     pct,
     pct_interval,
@@ -197,8 +199,10 @@ def run(lab: Lab) -> Section:
     ]
     figures = {"heldout": held_numbers, "transfer": far_numbers, "stages": stage_numbers,
                "transfer_env": TRANSFER_NAME, "margin": MARGIN}
+    checks = {f"{c} (GRPO in its own condition)": mean_checks([lab.grpo_checks(f"{c}/seed{s}/grpo")
+                                                               for s in range(lab.budget.seeds)]) for c in CONDITIONS}
     return Section("feedback", "Learning from feedback", QUESTION, setup(lab), [held_md, far_md, stage_md], claims,
-                   figures)
+                   figures, checks=checks, checks_note=GRPO_CHECKS_NOTE)
 
 
 def own_kwargs(condition: str) -> dict[str, Any]:

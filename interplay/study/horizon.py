@@ -65,13 +65,18 @@ def _env(size: int, expert: str = "bfs") -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class Plan:
-    """What runs at a budget. CPU budgets (<= 2) run one seed and the explorer at 4x4 only: one seed's five
-    trainings took 30 minutes at budget 1 in ``interplay study --workers 2`` on 2 CPU cores (measured: SFT 3x3
-    4.6, 4x4 5.8, 5x5 5.8, DAgger 7.0, explorer 6.5 minutes). GPU budgets (> 2): seeds, explorer at every size."""
+    """What runs at a budget. The size sweep (the first two claims) trains ``Budget.seeds`` seeds (3 at budget 1);
+    the paired arms at ``paired`` (DAgger, the explorer expert, and SFT on the BFS expert beside them)
+    ``paired_seeds``. Measured at budget 1 in ``interplay study --workers 2`` on 2 CPU cores, one seed's
+    trainings with their evaluations: SFT 3x3 4.6, 4x4 5.8, 5x5 5.8, DAgger 7.0, explorer 6.5 minutes. So CPU
+    budgets (<= 2) sweep 3x3 and 5x5 only (the main claim's ends) with all seeds, and run the paired arms at 4x4
+    with one seed: 3 × (4.6 + 5.8) + 5.8 + 7.0 + 6.5 ≈ 51 minutes, beside the other sections' 40 on the other
+    worker. GPU budgets (> 2): every size and the explorer at every size, all with every seed."""
 
     seeds: int
     sizes: tuple[int, ...]
     paired: int  # the size of the DAgger and explorer arms
+    paired_seeds: int
     explorer_sizes: tuple[int, ...]
     steps: int
     batch: int
@@ -82,12 +87,27 @@ class Plan:
     @classmethod
     def at(cls, budget: Budget) -> Plan:
         cpu = budget.scale <= 2
-        sizes = (3, 4) if budget.smallest else (3, 4, 5)
+        sizes = (3, 4) if budget.smallest else (3, 5) if cpu else (3, 4, 5)
         steps = budget.steps(SFT_STEPS, least=3)
         paired = sizes[0] if budget.smallest else PAIRED_SIZE
-        return cls(1 if cpu else budget.seeds, sizes, paired, (paired,) if cpu else sizes, steps,
+        return cls(budget.seeds, sizes, paired, 1 if cpu else budget.seeds, (paired,) if cpu else sizes, steps,
                    budget.batch(BATCH), budget.tasks(100), budget.steps(DAGGER_STEPS, least=1),
                    budget.tasks(DAGGER_EPISODES))
+
+    def jobs(self) -> dict[str, tuple[str, int, str, int]]:
+        """Every arm: ``{key: (method, size, expert, seeds)}``; the SFT-on-BFS arm at a size the sweep and the
+        paired arms share trains the larger number of seeds."""
+        out = {f"sft_bfs_{m}": ("sft", m, "bfs", self.seeds) for m in self.sizes}
+        for m in {self.paired, *self.explorer_sizes}:
+            seeds = max(self.paired_seeds, self.seeds if m in self.sizes else 0)
+            out[f"sft_bfs_{m}"] = ("sft", m, "bfs", seeds)
+        out[f"dagger_bfs_{self.paired}"] = ("dagger", self.paired, "bfs", self.paired_seeds)
+        out.update({f"sft_explorer_{m}": ("sft", m, "explorer", self.paired_seeds) for m in self.explorer_sizes})
+        return out
+
+    @property
+    def all_sizes(self) -> tuple[int, ...]:
+        return tuple(sorted({*self.sizes, self.paired, *self.explorer_sizes}))
 
     @property
     def offline(self) -> int:
@@ -182,16 +202,23 @@ def _tables(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
             "observed − predicted (points) |", "|---|---|---|---|---|---|---|"]
     lines = [f"SFT on the BFS expert, {plan.steps} steps × {plan.batch} episodes at every size "
              f"(% [95% interval over {over(plan.seeds)}]):", "", head[0].format("maze"), head[1]]
-    lines += [_row(f"{n}x{n}", arms[f"sft_bfs_{n}"], experts[f"bfs_{n}"]) for n in plan.sizes]
+    lines += [_row(f"{n}x{n}", arms[f"sft_bfs_{n}"][:plan.seeds], experts[f"bfs_{n}"]) for n in plan.sizes]
     n = plan.paired
     lines += ["", f"At {n}x{n}, the same {plan.steps} optimizer steps: DAgger beside SFT, the observation-only expert "
-              "beside the privileged one (per-step error and H on each arm's own expert's episodes):", "",
-              head[0].format("arm"), head[1], _row("SFT, BFS expert", arms[f"sft_bfs_{n}"], experts[f"bfs_{n}"]),
+              "beside the privileged one (per-step error and H on each arm's own expert's episodes; % [95% interval "
+              f"over {over(plan.paired_seeds)}]):", "",
+              head[0].format("arm"), head[1], _row("SFT, BFS expert", _paired(plan, arms, f"sft_bfs_{n}"),
+                                                   experts[f"bfs_{n}"]),
               _row(f"DAgger, BFS expert ({plan.offline} + {DAGGER_ROUNDS}×{plan.per_round} steps)",
                    arms[f"dagger_bfs_{n}"], experts[f"bfs_{n}"])]
     lines += [_row(f"SFT, explorer expert, {m}x{m}", arms[f"sft_explorer_{m}"], experts[f"explorer_{m}"])
               for m in plan.explorer_sizes]
     return lines
+
+
+def _paired(plan: Plan, arms: dict[str, np.ndarray], key: str) -> np.ndarray:
+    """An arm's first ``plan.paired_seeds`` seeds: the ones the paired arms have beside it."""
+    return arms[key][:plan.paired_seeds]
 
 
 def _figures(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -200,19 +227,20 @@ def _figures(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[st
                 "expert_turns": float(x[..., 2].mean())}
 
     return {"sizes": list(plan.sizes), "steps": plan.steps, "batch": plan.batch, "tasks": plan.tasks,
-            "seeds": plan.seeds, "arms": {k: numbers(x) for k, x in arms.items()}, "experts": experts}
+            "seeds": plan.seeds, "paired_seeds": plan.paired_seeds, "arms": {k: numbers(x) for k, x in arms.items()}, "experts": experts}
 
 
 # ------------------------------------------------------------------------------------------------- claims
 def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str, float]]) -> list[Claim]:
     within, small, large, n = over(plan.seeds), plan.sizes[0], plan.sizes[-1], plan.paired
-    bfs = [arms[f"sft_bfs_{m}"] for m in plan.sizes]
+    paired = over(plan.paired_seeds)
+    bfs = [arms[f"sft_bfs_{m}"][:plan.seeds] for m in plan.sizes]
     fall = two_way_interval(bfs[0][..., 0] - bfs[-1][..., 0])
     fits = two_way_interval(np.stack(bfs, axis=2), fit)
     if not any(x[..., 0].any() for x in bfs):  # no success anywhere: a prediction of 0 matches trivially
         fits = (fits[0], float("nan"), float("nan"))
-    dagger = two_way_interval(arms[f"dagger_bfs_{n}"][..., 0] - arms[f"sft_bfs_{n}"][..., 0])
-    explorer = two_way_interval(np.stack([arms[f"sft_explorer_{m}"][..., 0] - arms[f"sft_bfs_{m}"][..., 0]
+    dagger = two_way_interval(arms[f"dagger_bfs_{n}"][..., 0] - _paired(plan, arms, f"sft_bfs_{n}")[..., 0])
+    explorer = two_way_interval(np.stack([arms[f"sft_explorer_{m}"][..., 0] - _paired(plan, arms, f"sft_bfs_{m}")[..., 0]
                                           for m in plan.explorer_sizes], axis=2))
     gaps = ", ".join(f"{m}x{m} {100 * gap(x):+.1f}" for m, x in zip(plan.sizes, bfs))
     own = "; ".join(f"{e}: success {pct(experts[f'{e}_{m}']['success'])}%, {experts[f'{e}_{m}']['turns']:.1f} turns "
@@ -231,16 +259,16 @@ def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
               f"whole interval of the mean absolute gap is below {100 * TOLERANCE:.0f} points, not reproduced when "
               "it is wholly above"),
         claim("dagger_beats_sft", f"DAgger beats SFT at equal optimizer steps ({n}x{n}).",
-              "success(DAgger) − success(SFT), paired by task", dagger[0], dagger[1:], within, margin=0.05,
+              "success(DAgger) − success(SFT), paired by task", dagger[0], dagger[1:], paired, margin=0.05,
               note=f"DAgger: {plan.offline} offline steps on {plan.offline * plan.batch} expert episodes, then "
               f"{DAGGER_ROUNDS} rounds of {plan.dagger_episodes} learner episodes (temperature 1) labelled by the "
               f"BFS expert, {plan.per_round} steps each on the aggregated data; SFT: {plan.steps} steps on "
               f"{plan.steps * plan.batch} expert episodes. Per-step error on the expert's states: DAgger "
-              f"{pct(step_error(arms[f'dagger_bfs_{n}']))}%, SFT {pct(step_error(arms[f'sft_bfs_{n}']))}% (DAgger "
+              f"{pct(step_error(arms[f'dagger_bfs_{n}']))}%, SFT {pct(step_error(_paired(plan, arms, f'sft_bfs_{n}')))}% (DAgger "
               "trains on the learner's states, not the expert's). A 5-point gain is the smallest that counts"),
         claim("observation_only_expert_easier", "The observation-only expert (explorer) is easier to imitate than "
               "the privileged one (BFS on the full map).", "success(explorer-trained) − success(BFS-trained), "
-              "paired by task", explorer[0], explorer[1:], within, margin=0.05,
+              "paired by task", explorer[0], explorer[1:], paired, margin=0.05,
               note=f"the experts' own play on the held-out mazes: {own}; a 5-point gain is the smallest that counts"),
     ]
 
@@ -249,14 +277,17 @@ def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
 def _setup(plan: Plan, experts: dict[str, dict[str, float]]) -> list[str]:
     own = ", ".join(f"{m}x{m} {pct(experts[f'bfs_{m}']['success'])}% in {experts[f'bfs_{m}']['turns']:.1f} turns / "
                     f"{pct(experts[f'explorer_{m}']['success'])}% in {experts[f'explorer_{m}']['turns']:.1f}"
-                    for m in plan.sizes)
-    seeds = (f"1 training seed (TRL seed 0, training mazes 0 to {plan.span - 1}): one seed's five trainings fill a "
-             "CPU budget, so intervals are over tasks only" if plan.seeds == 1 else
-             f"{plan.seeds} training seeds, each with its TRL seed and a disjoint block of {plan.span} training mazes")
+                    for m in plan.all_sizes)
+    seeds = (f"{plural(plan.seeds, 'training seed')} for the size sweep, each with its TRL seed and a disjoint block "
+             f"of {plan.span} training mazes (seed s: mazes from {plan.span}·s)")
+    seeds += ("" if plan.paired_seeds == plan.seeds else
+              f"; {plural(plan.paired_seeds, 'seed')} for the arms at {plan.paired}x{plan.paired} (a CPU budget: "
+              "DAgger and the explorer expert on every seed would not fit, so their intervals are over "
+              f"{over(plan.paired_seeds)})")
     return [
         f"`{ENV}`, compact observation, the tiny model replying in at most {MAX_NEW_TOKENS} tokens; the "
         "environment's own per-task turn limit (max(3 × shortest path, explorer length + shortest path))",
-        f"SFT at every size ({', '.join(f'{m}x{m}' for m in plan.sizes)}): {plan.steps} optimizer steps × "
+        f"SFT at every size ({', '.join(f'{m}x{m}' for m in plan.all_sizes)}): {plan.steps} optimizer steps × "
         f"{plan.batch} expert episodes (each seen once), lr {LR:g}, warmup {min(30, plan.steps // 5)} steps",
         f"DAgger at {plan.paired}x{plan.paired} with the same {plan.steps} steps: {plan.offline} offline + "
         f"{DAGGER_ROUNDS} rounds × ({plan.dagger_episodes} learner episodes at temperature 1, labelled by the BFS "
@@ -271,14 +302,34 @@ def _setup(plan: Plan, experts: dict[str, dict[str, float]]) -> list[str]:
 
 def run(lab: Lab) -> Section:
     plan = Plan.at(lab.budget)
-    jobs = [("sft", m, "bfs") for m in plan.sizes] + [("dagger", plan.paired, "bfs")] + \
-        [("sft", m, "explorer") for m in plan.explorer_sizes]
-    arms = {f"{method}_{expert}_{m}": np.stack([_measure(lab, plan, seed, method, m, expert)
-                                                for seed in range(plan.seeds)])
-            for method, m, expert in jobs}
-    experts = {f"{e}_{m}": _expert(lab, m, e, plan.tasks) for e in ("bfs", "explorer") for m in plan.sizes}
+    jobs = plan.jobs()
+    arms = {key: np.stack([_measure(lab, plan, seed, method, m, expert) for seed in range(seeds)])
+            for key, (method, m, expert, seeds) in jobs.items()}
+    experts = {f"{e}_{m}": _expert(lab, m, e, plan.tasks) for e in ("bfs", "explorer") for m in plan.all_sizes}
     return Section("horizon", "Horizon of imitation",
                    "Does imitation fail more as the horizon grows, as compounding per-step errors predict; does "
                    "DAgger help at equal steps; is an observation-only expert easier to imitate than a privileged one?",
                    _setup(plan, experts), _tables(plan, arms, experts), _claims(plan, arms, experts),
-                   _figures(plan, arms, experts))
+                   _figures(plan, arms, experts), checks=_checks(lab, plan, experts), checks_note=CHECKS_NOTE)
+
+
+CHECKS_NOTE = ("No GRPO here: the manipulation is the horizon itself, the expert's turns H on the held-out mazes of "
+               "each arm's size and expert, beside each arm's final training loss (SFT's cross-entropy on its last "
+               "logged steps, mean over seeds) and its number of training runs.")
+
+
+def _checks(lab: Lab, plan: Plan, experts: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per arm: the expert's horizon H, the final training loss (mean over seeds) and the runs."""
+    out = {}
+    for method, m, expert, seeds in plan.jobs().values():
+        losses = [[e["loss"] for e in lab.train_log(_name(seed, method, m, expert)) if "loss" in e]
+                  for seed in range(seeds)]
+        out[f"{'SFT' if method == 'sft' else 'DAgger'}, {expert} expert, {m}x{m}"] = {
+            "expert_turns": experts[f"{expert}_{m}"]["turns"],
+            "final_loss": float(np.mean([x[-1] for x in losses if x])) if any(losses) else float("nan"),
+            "runs": float(seeds)}
+    return out
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

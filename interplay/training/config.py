@@ -214,3 +214,29 @@ class GRPOTrainingConfig:
             self.exploration = ExplorationConfig.from_spec(self.exploration)
         if not self.critique_weight >= 0.0:
             raise ValueError(f"critique_weight must be >= 0 (0 disables the critique loss), got {self.critique_weight!r}.")
+
+
+def launched_processes() -> int:
+    """Processes this run was launched on: ``WORLD_SIZE`` as ``accelerate launch`` (and torchrun) set it, else 1."""
+    import os
+
+    return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+
+
+def grpo_task_count(tasks: int | None, max_steps: int, per_device_train_batch_size: int, num_generations: int = 8,
+                    gradient_accumulation_steps: int = 1, num_processes: int | None = None) -> int:
+    """Training tasks (consecutive training seeds from ``GRPOTrainingConfig.seed_start``) a GRPO run draws.
+
+    ``tasks`` when set; else one task per group of every step: ``max(1, max_steps) × max(1, per_device_train_batch_size
+    × gradient_accumulation_steps × num_processes // num_generations)``, ``num_processes`` the data-parallel
+    processes (``accelerate``'s ``num_processes``, the trainer's ``args.world_size``; default: as launched,
+    ``launched_processes``). The trainer builds its prompt dataset with it and the pipeline sizes seed blocks
+    with it, so that blocks of different seeds stay disjoint however many processes train.
+    """
+    if tasks:
+        return int(tasks)
+    processes = launched_processes() if num_processes is None else num_processes
+    if processes < 1:
+        raise ValueError(f"num_processes must be at least 1, got {processes!r}.")
+    groups = per_device_train_batch_size * gradient_accumulation_steps * processes // num_generations
+    return max(1, max_steps) * max(1, groups)

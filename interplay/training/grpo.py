@@ -72,7 +72,7 @@ from interplay.training.common import (
     use_console,
     with_bf16_where_supported,
 )
-from interplay.training.config import GRPOTrainingConfig
+from interplay.training.config import GRPOTrainingConfig, grpo_task_count
 from interplay.training.exploration import (
     ExplorationConfig,
     GroupInfo,
@@ -308,7 +308,7 @@ class EpisodeReward:
         wants_advantage = any(getattr(s, "target", "reward") == "advantage" for s in self.shapers)
         self.advantage_bonus = advantage.tolist() if wants_advantage else None
         if log_metric is not None:
-            for name, value in self.metrics(shaped, success, outcome, turns, invalid_actions, groups).items():
+            for name, value in self.metrics(shaped, success, outcome, turns, invalid_actions, groups, raw).items():
                 log_metric(name, value)
             for name, change in changes.items():
                 log_metric(f"explore/{name}", float(change.mean()))
@@ -316,7 +316,11 @@ class EpisodeReward:
 
     @staticmethod
     def metrics(rewards: np.ndarray, success: list[bool], outcome: list[str], turns: list[int],
-                invalid_actions: list[int], groups: dict[str, list[int]]) -> dict[str, float]:
+                invalid_actions: list[int], groups: dict[str, list[int]],
+                raw: np.ndarray | None = None) -> dict[str, float]:
+        """Per-step episode metrics; ``rewards`` as GRPO gets them (shaped), ``raw`` the environment's own
+        (default: ``rewards``)."""
+        raw = rewards if raw is None else raw
         return {
             "episode/success_rate": float(np.mean(success)),
             "episode/mean_turns": float(np.mean(turns)),
@@ -325,6 +329,8 @@ class EpisodeReward:
             "episode/frac_groups_equal_reward": float(np.mean([np.ptp(rewards[rows]) == 0 for rows in groups.values()])),
             "episode/distinct_outcomes_per_group": float(np.mean([len({outcome[i] for i in rows})
                                                                    for rows in groups.values()])),
+            # The manipulation check of a GRPO run: groups where the environment's own reward differs at all.
+            "episode/frac_groups_reward_spread": float(np.mean([np.ptp(raw[rows]) > 0 for rows in groups.values()])),
         }
 
 
@@ -575,9 +581,8 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
     model, tokenizer, peft_config, adapters = start_model(config)
     if args.use_vllm:
         vllm_reply_args(config, args, tokenizer, model)
-    groups_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    groups_per_step = max(1, groups_per_step // args.num_generations)
-    tasks = config.tasks or max(1, args.max_steps) * groups_per_step
+    tasks = grpo_task_count(config.tasks, args.max_steps, args.per_device_train_batch_size, args.num_generations,
+                            args.gradient_accumulation_steps, num_processes=args.world_size)
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
                                      config.max_turns, config.max_new_tokens, agent_kwargs(config))
     reward = EpisodeReward(config.exploration)
