@@ -114,7 +114,7 @@ def test_per_token_advantages_are_each_turns_through_the_token_to_turn_map():
     # GiGPO: A^E_i + omega A^S_t on each token of turn t; 0 past the episode (padding, out of the loss).
     got = apply_advantage_terms(episode_adv, AdvantageTerms(turns=turns), index, width=6)
     assert got.shape == (2, 6)
-    assert got.tolist()[0] == pytest.approx([1.1, 1.1, 1.2, 1.2, 1.3, 1.0])
+    assert got.tolist()[0] == pytest.approx([1.1, 1.1, 1.2, 1.2, 1.3, 0.0])
     assert got.tolist()[1][:3] == pytest.approx([-0.6, -0.5, -0.4])
     # ReBN: the turn's value alone; a bonus goes onto every token of its episode.
     got = apply_advantage_terms(episode_adv, AdvantageTerms(turns=turns, keep_episode=False, bonus=[0.01, 0.0]),
@@ -195,6 +195,15 @@ def test_trl_gets_per_token_advantages_of_each_turn(tmp_path, credit):
         want = [turns[i][t] + (float(episode[i]) if credit == "anchor" else 0.0) for t in index]
         assert advantages[i, :len(index)].tolist() == pytest.approx(want, abs=1e-4)
         assert (advantages[i, len(index):] == 0).all()
+    # TRL's loss takes [batch, length] advantages token by token: constant rows give the [batch] loss.
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    rows = torch.linspace(-1.0, 1.0, 8)
+    with torch.no_grad():
+        per_row = trainer.compute_loss(trainer.model, {**output, "advantages": rows})
+        per_token = trainer.compute_loss(trainer.model, {**output, "advantages": rows[:, None].expand(8, width)})
+        turned = trainer.compute_loss(trainer.model, output)
+    assert torch.allclose(per_row, per_token) and math.isfinite(turned.item())
 
 
 @pytest.mark.parametrize("credit", ["anchor", "return"])
@@ -206,3 +215,18 @@ def test_short_grpo_run_with_turn_level_credit_completes(tmp_path, credit):
     assert [e["step"] for e in logged] == [1, 2] and all(math.isfinite(e["loss"]) for e in logged)
     if credit == "anchor":
         assert all(e["credit/step_group_size"] >= 1 for e in logged)
+
+
+def test_credit_flags_on_the_command_line(tmp_path, monkeypatch):
+    import interplay.training.grpo as grpo
+    from interplay.cli import main
+
+    captured = {}
+    monkeypatch.setattr(grpo, "train_grpo", lambda config, args, resume=None: captured.update(config=config)
+                        or grpo.GRPOResult(args.output_dir, [], [], 0.0))
+    assert main(["train", "grpo", "--model", "tiny", "--output-dir", str(tmp_path), "--max-steps", "1",
+                 "--credit", "anchor", "--turn-discount", "0.9", "--anchor-weight", "0.5",
+                 "--env-kwargs", '{"dense_reward": true}']) == 0
+    config = captured["config"]
+    assert (config.credit, config.turn_discount, config.anchor_weight) == ("anchor", 0.9, 0.5)
+    assert config.env_kwargs == {"dense_reward": True}

@@ -301,12 +301,13 @@ def apply_advantage_terms(advantages: torch.Tensor, terms: AdvantageTerms,
         return base
     if turn_index is None or width is None:
         raise ValueError("turn-level advantages need each episode's token->turn map (turn_index) and the width.")
+    base = base.cpu()
     out = torch.zeros(len(terms.turns), width, dtype=advantages.dtype)
     for i, (values, index) in enumerate(zip(terms.turns, turn_index)):
         index = list(index)[:width]
         if index:
-            out[i, :len(index)] = torch.tensor(values, dtype=advantages.dtype)[torch.tensor(index)]
-    return out.to(advantages.device) + base.unsqueeze(1)
+            out[i, :len(index)] = torch.tensor(values, dtype=advantages.dtype)[torch.tensor(index)] + base[i]
+    return out.to(advantages.device)
 
 
 class EpisodeReward:
