@@ -8,7 +8,9 @@ G episodes of its group, so the good and the bad moves of a long episode are cre
 - ``"return"``: ReBN, return batch normalization (GEM: "GEM: A Gym for Agentic LLMs", Liu et al. 2025). Turn t
   of an episode with per-turn rewards ``r_0..r_{T-1}`` gets its discounted return-to-go
   ``G_t = sum_{k>=t} gamma^(k-t) r_k``, normalized over every turn of every episode in the batch:
-  ``A_t = (G_t - mean(G)) / (std(G) + eps)``. No group baseline: the batch mean is the baseline.
+  ``A_t = (G_t - mean(G)) / (std(G) + eps)``. No group baseline: the batch mean is the baseline. The batch
+  is the generation batch of episodes one process plays (all of it with one process), as the reward
+  function sees it.
 - ``"anchor"``: GiGPO ("Group-in-Group Policy Optimization for LLM Agent Training", Feng et al. 2025). The
   episode-level advantage ``A^E_i`` is GRPO's (Eq. 3; TRL's, with its ``scale_rewards``), and the turns of a
   group's episodes whose observation (the anchor state) is identical form a step group (Eq. 6; a state
