@@ -74,6 +74,9 @@ class Trajectory:
     #: trajectory has no ids). Templates that drop earlier reasoning make them differ by design, and so
     #: do sampled replies whose ids are not the canonical tokenization of their text.
     fresh_render_diff: int | None = None
+    #: Where each reply's own ids begin in ``completion_ids`` (the first at 0), one per turn; None in
+    #: records made before it was kept (``turn_index`` then reads the turns off ``agent_mask``).
+    reply_starts: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +91,20 @@ class Trajectory:
             else:
                 runs.append((i, i + 1, bool(bit)))
         return runs
+
+    def turn_index(self) -> list[int]:
+        """Per token of ``completion_ids``, the turn (reply) it belongs to: a reply's ids and the environment
+        turn after it (its close and the next observation) carry the reply's turn."""
+        from interplay.training.credit import turn_of_tokens
+
+        starts = self.reply_starts
+        if starts is None:
+            starts = [start for start, _, by_agent in self.spans() if by_agent]
+            if len(starts) != self.turns:  # a thinking budget's marker splits replies: runs are not turns
+                raise ValueError(f"this trajectory records no reply_starts and its {len(starts)} agent runs are not "
+                                 f"its {self.turns} turns; record it again with this interplay.")
+            starts = [0, *starts[1:]]
+        return turn_of_tokens(starts, len(self.completion_ids))
 
 
 class ReplayMismatch(RuntimeError):
@@ -159,6 +176,7 @@ class _Episode:
         self.completion_ids: list[int] = []
         self.agent_mask: list[int] = []
         self.logprobs: list[float] = []
+        self.reply_starts: list[int] = []
         self.rewards: list[float] = []
         self.infos: list[dict[str, Any]] = [jsonable(info)]
         self.invalid_actions = 0
@@ -172,6 +190,7 @@ class _Episode:
             self.completion_ids += context
             self.agent_mask += [0] * len(context)
             self.logprobs += [0.0] * len(context)
+        self.reply_starts.append(len(self.completion_ids))
         self.completion_ids += reply
         self.agent_mask += list(mask) if mask is not None else [1] * len(reply)
         self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(reply)
@@ -417,6 +436,7 @@ def _trajectory(episode: _Episode, manifest: dict[str, Any], encoder: ChatEncode
         manifest={"env_id": episode.spec.id, "env_kwargs": jsonable(episode.spec.kwargs), "seed": episode.seed,
                   "wrappers": episode.wrappers, "turn_limit": episode.turn_limit, **manifest},
         fresh_render_diff=episode.fresh_render_diff(encoder) if encoder is not None else None,
+        reply_starts=episode.reply_starts if encoder is not None else None,
     )
 
 

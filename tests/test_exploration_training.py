@@ -98,7 +98,7 @@ def test_trl_trains_on_the_shaped_rewards(tmp_path):
         return seen["shaped"]
 
     recording.__name__ = reward_func.__name__
-    recording.take_advantage_bonus = reward_func.take_advantage_bonus
+    recording.take_advantage_terms = reward_func.take_advantage_terms
     trainer.reward_funcs[0] = recording
     output = trainer._generate_and_score_completions(_batch(CODE, [11, 12]))
     # The same groups through apply_shapers with fresh shapers: the rewards TRL got, and the outcome-based
@@ -117,7 +117,7 @@ def test_trl_trains_on_the_shaped_rewards(tmp_path):
     advantages = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-4)
     advantages = torch.nan_to_num(advantages.flatten(), nan=0.0) + torch.tensor(bonus, dtype=torch.float32)
     assert torch.allclose(output["advantages"], advantages, atol=1e-4)
-    assert reward_func.take_advantage_bonus() is None  # taken once, by the trainer
+    assert reward_func.take_advantage_terms() is None  # taken once, by the trainer
 
 
 @pytest.mark.parametrize("env, kwargs", [(CODE, CODE_KWARGS), (MATH, {})])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def demo_summary(report: dict[str, Any], command: str) -> dict[str, Any]:
     """The figures of a pipeline report.json the README shows."""
     stages = {name: {"pass_at_1": s["pass_at_1"], "pass_at_1_ci95": s["pass_at_1_ci95"], "pass_at_k": s["pass_at_k"],
                      "pass_at_k_ci95": s["pass_at_k_ci95"], "coverage": {n: s["coverage"].get(n) for n in DEMO_COVERAGE_N},
-                     "mean_turns": s["mean_turns"], "wall_s": s["wall_s"]}
+                     "mean_turns": s["mean_turns"], "wall_s": s["wall_s"], "success_by_turn": s["success_by_turn"]}
               for name, s in report["stages"].items()}
     return {"command": command, "seed": report["seed"], "preset": report["preset"], "k": report["k"],
             "env": report["env"], "env_kwargs": report["task"]["env_kwargs"],
@@ -194,7 +195,21 @@ def render_study(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RENDER = {"demo": render_demo, "study": render_study, "bench": render_bench}
+def render_real_model(d: dict[str, Any]) -> str:
+    """The real-model preset's report: the demo's tables, then success by attempt per stage."""
+    attempts = max(len(s["success_by_turn"]) for s in d["stages"].values())
+    lines = [render_demo(d), "", "| stage | " + " | ".join(f"solved within {t} attempt{'s' * (t > 1)}"
+                                                         for t in range(1, attempts + 1)) + " |",
+             "|---|" + "---|" * attempts]
+    for name, s in d["stages"].items():
+        by = list(s["success_by_turn"].values())
+        lines.append(f"| {name} | " + " | ".join(_pct(v) for v in by) + " |")
+    lines += ["", f"![pass@k by stage](docs/figures/{REAL_MODEL_PLOT})"]
+    return "\n".join(lines)
+
+
+RENDER = {"demo": render_demo, "study": render_study, "bench": render_bench, "smollm2": render_real_model}
+REAL_MODEL_PLOT = "smollm2_pass_at_k.png"
 
 
 def _region(name: str) -> re.Pattern[str]:
@@ -223,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study-command", default="make study")
     parser.add_argument("--reverdict", action="store_true",
                         help="re-derive docs/figures/study.json's (and study.md's) verdicts under the current rule")
+    parser.add_argument("--smollm2", metavar="DIR", help="the smollm2-math preset's pipeline output (report.json)")
     parser.add_argument("--bench", nargs="+", metavar="DIR", help="`interplay bench` output directories (bench.json)")
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from docs/figures")
     args = parser.parse_args(argv)
@@ -240,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         (FIGURES / "study.json").write_text(json.dumps(summary, indent=1) + "\n")
         (FIGURES / "study.md").write_text(report_md)
         print("\n".join(changes) or "no verdict changed")
+    if args.smollm2:
+        report = json.loads((Path(args.smollm2) / "report.json").read_text())
+        summary = demo_summary(report, "interplay pipeline --preset smollm2-math --out runs/smollm2-math")
+        (FIGURES / "smollm2.json").write_text(json.dumps(summary, indent=1) + "\n")
+        shutil.copyfile(Path(args.smollm2) / "pass_at_k.png", FIGURES / REAL_MODEL_PLOT)
     if args.bench:
         reports = [json.loads((Path(d) / "bench.json").read_text()) for d in args.bench]
         commands = [f"interplay bench {r['model']} --episodes {r['episodes']}" for r in reports]

@@ -68,7 +68,12 @@ class MazeEnv(TextEnv):
     ## Rewards
 
     1.0 on reaching the goal, minus ``step_cost`` on every step (wall bumps and unreadable replies
-    included).
+    included). With ``dense_reward=True`` (opt-in) every step also pays its progress toward the goal:
+    ``(d_before - d_after) / d_start``, d the BFS distance (moves) to the goal and d_start the start's, so
+    a move along a shortest path earns ``1/d_start``, a move away ``-1/d_start``, a wall bump or an
+    unreadable reply 0, and the progress rewards of an episode sum to the fraction of the way covered (1 on
+    reaching the goal). Success is decided as without it (reaching the goal); the dense reward is a
+    per-turn signal for turn-level credit (``interplay.training.credit``).
 
     ## Starting State
 
@@ -124,6 +129,7 @@ class MazeEnv(TextEnv):
       value the default takes in a perfect maze. A fixed value can leave the expert too few moves (a
       4x4 maze's shortest path can exceed 12).
     - ``step_cost``: subtracted from every step's reward (non-negative, default 0.0).
+    - ``dense_reward``: add each step's progress toward the goal to its reward (see Rewards; default False).
     - ``expert``: "bfs" (default) or "explorer", see Expert above.
     - ``render_mode``: "ansi" (default) or None.
 
@@ -132,7 +138,7 @@ class MazeEnv(TextEnv):
 
     ## Version History
 
-    - v0: the first version.
+    - v0: the first version; ``dense_reward`` added later (off by default, episodes unchanged).
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class MazeEnv(TextEnv):
         loops: float = 0.0,
         max_turns: int | None = None,
         step_cost: float = 0.0,
+        dense_reward: bool = False,
         expert: str = "bfs",
         render_mode: str | None = "ansi",
     ) -> None:
@@ -172,6 +179,9 @@ class MazeEnv(TextEnv):
                 f"got {step_cost!r}."
             )
         self.step_cost = float(step_cost)
+        if not isinstance(dense_reward, bool):
+            raise ValueError(f"dense_reward must be True or False, got {dense_reward!r}.")
+        self.dense_reward = dense_reward
         if expert not in EXPERTS:
             raise ValueError(f"expert={expert!r} is not an expert; use one of {list(EXPERTS)}.")
         self.expert = expert
@@ -354,6 +364,8 @@ class MazeEnv(TextEnv):
         }
         reached = self._pos == self._goal
         reward = float(reached) - self.step_cost
+        if self.dense_reward:
+            reward += (before - self._dist[self._pos]) / self._dist[self._start]
         if reached:
             info["success"] = True
             observation = (

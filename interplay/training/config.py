@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interplay.seeds import TRAIN_SEED_START, check_train_seeds
+from interplay.training.credit import CREDITS
 from interplay.training.exploration import ExplorationConfig
 
 #: Projections ``LoraSettings.target_modules`` may name in Llama-, Qwen- and Gemma-style models.
@@ -162,6 +163,13 @@ class GRPOTrainingConfig:
             processes (``rollout(env_workers=N)``: CPU-heavy environments on several cores); 0 (default): in
             this process.
         discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
+        credit: which advantage each turn gets (``interplay.training.credit``): ``"episode"`` (default: GRPO's
+            episode advantage on every token), ``"return"`` (ReBN: per-turn discounted return-to-go normalized
+            over the batch) or ``"anchor"`` (GiGPO: episode advantage + ``anchor_weight`` × the step-level
+            advantage among the group's turns from an identical observation).
+        turn_discount: gamma of the per-turn returns ``G_t = sum_{k>=t} gamma^(k-t) r_k`` that ``"return"``
+            and ``"anchor"`` credit with (default 0.95, GiGPO's); ``discount`` still makes the episode reward.
+        anchor_weight: omega, the weight of the step-level advantage in ``"anchor"`` credit (default 1, GiGPO's).
         exploration: reward shapers applied per group (``interplay.training.exploration``): an
             ``ExplorationConfig``, a dict of its fields (YAML/JSON), or the short form of
             ``ExplorationConfig.from_spec``, e.g. ``"outcome_count:0.1,pkpo:k=4"``.
@@ -188,6 +196,10 @@ class GRPOTrainingConfig:
     max_new_tokens: int = 16
     env_workers: int = 0
     discount: float = 1.0
+    credit: str = field(default="episode", metadata={
+        "help": f"turn-level credit: {', '.join(CREDITS)} (default: episode; see interplay.training.credit)"})
+    turn_discount: float = 0.95
+    anchor_weight: float = 1.0
     exploration: ExplorationConfig | None = None
     eval_episodes: int = 100
     eval_every: int = 0
@@ -212,6 +224,16 @@ class GRPOTrainingConfig:
             self.exploration = ExplorationConfig(**self.exploration)
         elif isinstance(self.exploration, str):  # the command line's short form
             self.exploration = ExplorationConfig.from_spec(self.exploration)
+        if self.credit not in CREDITS:
+            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {self.credit!r}.")
+        if not 0.0 < self.turn_discount <= 1.0:
+            raise ValueError(f"turn_discount must be in (0, 1], got {self.turn_discount!r}.")
+        if not self.anchor_weight >= 0.0:
+            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight!r}.")
+        if self.credit == "return" and self.exploration is not None:
+            raise ValueError("credit='return' (ReBN) replaces the episode advantages with normalized per-turn returns, "
+                             "so the exploration shapers, which act on episode rewards and advantages, would have no "
+                             "effect: use credit='episode' or 'anchor' with exploration, or drop exploration.")
         if not self.critique_weight >= 0.0:
             raise ValueError(f"critique_weight must be >= 0 (0 disables the critique loss), got {self.critique_weight!r}.")
 

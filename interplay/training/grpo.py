@@ -20,6 +20,11 @@ interplay adds the episodes:
   reward, or of the advantage for the outcome-based bonuses, which ``CritiqueGRPOTrainer`` adds to
   GRPO's normalized advantages as Song et al. do) into the trainer's metrics. With a ``repexp`` shaper the rollout also returns ``hidden``:
   per episode the mean last-layer hidden state over its agent tokens (one extra no-grad forward).
+- Turn-level credit (``GRPOTrainingConfig.credit``: ``"return"``, ReBN; ``"anchor"``, GiGPO; see
+  ``interplay.training.credit``): the rollout also returns per episode ``turn_rewards``, ``anchors`` (the
+  observation each turn replied to) and ``turn_index`` (per completion token, its turn); ``EpisodeReward``
+  computes per-turn advantages with the episode rewards, and ``CritiqueGRPOTrainer`` turns GRPO's advantages
+  into per-token ones ([batch, completion length]) through ``turn_index`` (``apply_advantage_terms``).
 - Critique prediction (``GRPOTrainingConfig.critique_weight > 0``): the rollout returns
   ``critique_mask`` (1 on the environment tokens that spell a teacher's feedback, ``info
   ["teacher_feedback"]`` of feedback environments; the chat-template tokens around it and the
@@ -73,6 +78,7 @@ from interplay.training.common import (
     with_bf16_where_supported,
 )
 from interplay.training.config import GRPOTrainingConfig, grpo_task_count
+from interplay.training.credit import CREDITS, anchor_step_advantages, rebn_advantages, step_groups
 from interplay.training.exploration import (
     ExplorationConfig,
     GroupInfo,
@@ -125,10 +131,23 @@ def prompt_dataset(config: GRPOTrainingConfig, n: int) -> Any:
     return Dataset.from_dict({"prompt": [task_key(config.env, s) for s in train_seeds(n, config.seed_start)]})
 
 
-def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: float = 1.0) -> dict[str, list]:
-    """What ``rollout_func`` returns to TRL for played episodes (see the module docstring)."""
-    out: dict[str, list] = {key: [] for key in ("prompt_ids", "completion_ids", "logprobs", "env_mask", "reward",
-                                                "success", "outcome", "turns", "invalid_actions", "task")}
+def turn_anchors(trajectory: Trajectory) -> list[str]:
+    """Per turn, the observation the agent replied to (GiGPO's anchor state): the user message before each reply."""
+    messages = trajectory.messages
+    return [str(messages[k - 1]["content"]) if k > 0 and messages[k - 1]["role"] == "user" else ""
+            for k, m in enumerate(messages) if m["role"] == "assistant"]
+
+
+def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: float = 1.0,
+                   credit: str = "episode") -> dict[str, list]:
+    """What ``rollout_func`` returns to TRL for played episodes (see the module docstring). With a turn-level
+    ``credit`` also, per episode, ``turn_index`` (per completion token, its turn), ``turn_rewards`` and, for
+    ``"anchor"``, ``anchors`` (per turn, the observation replied to)."""
+    keys = ["prompt_ids", "completion_ids", "logprobs", "env_mask", "reward", "success", "outcome", "turns",
+            "invalid_actions", "task"]
+    if credit != "episode":
+        keys += ["turn_index", "turn_rewards"] + (["anchors"] if credit == "anchor" else [])
+    out: dict[str, list] = {key: [] for key in keys}
     for t in trajectories:
         completion, mask, logprobs = list(t.completion_ids), list(t.agent_mask), list(t.logprobs)
         if not completion or completion[-1] != eos_id:
@@ -145,6 +164,16 @@ def episode_fields(trajectories: Sequence[Trajectory], eos_id: int, discount: fl
         out["turns"].append(t.turns)
         out["invalid_actions"].append(t.invalid_actions)
         out["task"].append(task_key(t.env_id, t.seed))
+        if credit != "episode":
+            index = t.turn_index()
+            out["turn_index"].append(index + [index[-1] if index else 0] * (len(completion) - len(index)))
+            out["turn_rewards"].append([float(r) for r in t.rewards])
+            if credit == "anchor":
+                anchors = turn_anchors(t)
+                if len(anchors) != len(t.rewards):
+                    raise ValueError(f"{task_key(t.env_id, t.seed)}: {len(anchors)} replies but {len(t.rewards)} "
+                                     "rewards; anchor credit needs one observation per turn.")
+                out["anchors"].append(anchors)
     return out
 
 
@@ -232,7 +261,7 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
         agent = episode_agent(config, trainer, model, tokenizer)
         played = rollout(specs, agent, max_turns=config.max_turns, env_workers=config.env_workers)
-        out = episode_fields(played, tokenizer.eos_token_id, config.discount)
+        out = episode_fields(played, tokenizer.eos_token_id, config.discount, config.credit)
         if wants_hidden:
             out["hidden"] = episode_hidden(model, out["prompt_ids"], out["completion_ids"], out["env_mask"])
         if config.critique_weight > 0:
@@ -244,22 +273,88 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
     return rollout_func
 
 
+@dataclass
+class AdvantageTerms:
+    """What ``EpisodeReward`` adds to (or puts in place of) GRPO's episode advantages ``A_i``, per episode in the
+    order of its call: token j of episode i, in turn t = ``turn_index[i][j]``, gets
+    ``keep_episode · A_i + bonus_i + turns[i][t]`` (``apply_advantage_terms``).
+
+    ``bonus``: the outcome-based exploration bonuses (Song et al.'s ``Â_i + c·b_i``), None without them.
+    ``turns``: per episode per turn the turn-level credit (``interplay.training.credit``): GiGPO's
+    ``omega · A^S`` (``keep_episode`` True) or ReBN's normalized returns (``keep_episode`` False); None with
+    episode credit, and the advantages stay one per episode."""
+
+    bonus: list[float] | None = None
+    turns: list[list[float]] | None = None
+    keep_episode: bool = True
+
+
+def apply_advantage_terms(advantages: torch.Tensor, terms: AdvantageTerms,
+                          turn_index: Sequence[Sequence[int]] | None = None, width: int | None = None) -> torch.Tensor:
+    """GRPO's episode advantages ``[batch]`` with ``terms`` applied: ``[batch]`` without turn terms, else
+    ``[batch, width]`` per completion token (its turn's value, through ``turn_index``; 0 past an episode's
+    tokens, which are padding)."""
+    base = advantages if terms.keep_episode else torch.zeros_like(advantages)
+    if terms.bonus is not None:
+        base = base + torch.tensor(terms.bonus, dtype=advantages.dtype, device=advantages.device)
+    if terms.turns is None:
+        return base
+    if turn_index is None or width is None:
+        raise ValueError("turn-level advantages need each episode's token->turn map (turn_index) and the width.")
+    base = base.cpu()
+    out = torch.zeros(len(terms.turns), width, dtype=advantages.dtype)
+    for i, (values, index) in enumerate(zip(terms.turns, turn_index)):
+        index = list(index)[:width]
+        if index:
+            out[i, :len(index)] = torch.tensor(values, dtype=advantages.dtype)[torch.tensor(index)] + base[i]
+    return out.to(advantages.device)
+
+
 class EpisodeReward:
     """The reward function TRL calls: episode rewards grouped by task, shaped by the exploration
-    shapers (if any), and logged. The single place to change what GRPO optimizes."""
+    shapers (if any), and logged; with a turn-level ``credit`` also the per-turn advantages
+    (``interplay.training.credit``). The single place to change what GRPO optimizes.
+
+    ``credit``, ``turn_discount``, ``anchor_weight``: as in ``GRPOTrainingConfig``; ``scale_steps``: whether
+    GiGPO's step-level advantages are divided by their step group's std (TRL's ``scale_rewards`` != "none")."""
 
     __name__ = "episode_reward"  # TRL names reward columns after it
 
-    def __init__(self, exploration: ExplorationConfig | None = None) -> None:
+    def __init__(self, exploration: ExplorationConfig | None = None, credit: str = "episode",
+                 turn_discount: float = 0.95, anchor_weight: float = 1.0, scale_steps: bool = True) -> None:
+        if credit not in CREDITS:
+            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {credit!r}.")
         self.shapers = build_shapers(exploration) if exploration is not None else []
-        # Per episode of the last call, the advantage-level bonuses (outcome-based exploration adds them to
-        # GRPO's normalized advantages); None without such a shaper. CritiqueGRPOTrainer takes them.
-        self.advantage_bonus: list[float] | None = None
+        self.credit, self.turn_discount, self.anchor_weight = credit, turn_discount, anchor_weight
+        self.scale_steps = scale_steps
+        # What the last call adds to GRPO's advantages (outcome-based bonuses, turn-level credit); None when
+        # nothing. CritiqueGRPOTrainer takes it.
+        self.advantage_terms: AdvantageTerms | None = None
 
-    def take_advantage_bonus(self) -> list[float] | None:
-        """The advantage-level bonuses of the last call, per episode in its order (then forgotten)."""
-        bonus, self.advantage_bonus = self.advantage_bonus, None
-        return bonus
+    def take_advantage_terms(self) -> AdvantageTerms | None:
+        """What the last call adds to GRPO's advantages, per episode in its order (then forgotten)."""
+        terms, self.advantage_terms = self.advantage_terms, None
+        return terms
+
+    def turn_credit(self, task: list[str], turn_rewards: list[list[float]] | None,
+                    anchors: list[list[str]] | None) -> tuple[list[list[float]] | None, dict[str, float]]:
+        """Per episode per turn the turn-level credit of ``self.credit`` (None for episode credit), and metrics."""
+        if self.credit == "episode":
+            return None, {}
+        if turn_rewards is None or (self.credit == "anchor" and anchors is None):
+            raise ValueError(f"credit={self.credit!r} needs the rollout's per-turn fields (turn_rewards"
+                             f"{', anchors' if self.credit == 'anchor' else ''}): build the rollout with "
+                             "make_rollout_func(config) of a config with the same credit.")
+        if self.credit == "return":
+            values = rebn_advantages(turn_rewards, self.turn_discount)
+            return [v.tolist() for v in values], {}
+        steps = anchor_step_advantages(turn_rewards, anchors, task, self.turn_discount, scale=self.scale_steps)
+        sizes = [len(members) for members in step_groups(task, anchors).values()]
+        turns = max(sum(sizes), 1)
+        metrics = {"credit/step_group_size": float(np.mean(sizes)) if sizes else 0.0,
+                   # turns whose step group holds another turn: the only ones with a step-level advantage
+                   "credit/frac_turns_grouped": sum(n for n in sizes if n > 1) / turns}
+        return [(self.anchor_weight * v).tolist() for v in steps], metrics
 
     @property
     def stateful(self) -> bool:
@@ -281,6 +376,7 @@ class EpisodeReward:
     def __call__(self, prompts: list[Any], completions: list[Any], reward: list[float], success: list[bool],
                  outcome: list[str], turns: list[int], invalid_actions: list[int], task: list[str],
                  trainer_state: Any = None, log_metric: Any = None, hidden: list[list[float]] | None = None,
+                 turn_rewards: list[list[float]] | None = None, anchors: list[list[str]] | None = None,
                  **kwargs: Any) -> list[float]:
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(task):
@@ -306,9 +402,13 @@ class EpisodeReward:
                     if name != "transformed":
                         changes[name][rows] = change
         wants_advantage = any(getattr(s, "target", "reward") == "advantage" for s in self.shapers)
-        self.advantage_bonus = advantage.tolist() if wants_advantage else None
+        bonus = advantage.tolist() if wants_advantage else None
+        turn_values, credit_metrics = self.turn_credit(task, turn_rewards, anchors)
+        self.advantage_terms = None if bonus is None and turn_values is None else AdvantageTerms(
+            bonus=bonus, turns=turn_values, keep_episode=self.credit != "return")
         if log_metric is not None:
-            for name, value in self.metrics(shaped, success, outcome, turns, invalid_actions, groups, raw).items():
+            for name, value in {**self.metrics(shaped, success, outcome, turns, invalid_actions, groups, raw),
+                                **credit_metrics}.items():
                 log_metric(name, value)
             for name, change in changes.items():
                 log_metric(f"explore/{name}", float(change.mean()))
@@ -396,24 +496,30 @@ class CritiqueGRPOTrainer(GRPOTrainer):
         self.fused_lm_head = fused_lm_head_default(self.accelerator.device) if fused_lm_head is None else bool(
             fused_lm_head)
         self._critique_masks: list[list[int]] | None = None
+        self._turn_index: list[list[int]] | None = None
         self._policy_logps: torch.Tensor | None = None
 
     def _generate(self, prompts: list) -> tuple:
         result = super()._generate(prompts)
-        # The rollout's extra fields: take critique_mask out before they reach the reward function.
+        # The rollout's extra fields: take critique_mask and turn_index (per token) out before they reach the
+        # reward function.
         self._critique_masks = result[GENERATE_EXTRA_FIELDS].pop("critique_mask", None)
+        self._turn_index = result[GENERATE_EXTRA_FIELDS].pop("turn_index", None)
         return result
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        self._turn_index = None
         output = super()._generate_and_score_completions(inputs)
-        # Outcome-based exploration bonuses go onto the normalized advantages (this process's episodes, in
-        # the order the reward function saw them, which is the order of this process's advantages).
+        # What the reward function adds to GRPO's normalized advantages (this process's episodes, in the order
+        # it saw them, which is the order of this process's advantages): outcome-based exploration bonuses, and
+        # turn-level credit, which makes them per token ([batch, completion length]: TRL's loss takes that
+        # shape, trl_internals "per-token advantages").
         for func in self.reward_funcs:
-            bonus = getattr(func, "take_advantage_bonus", lambda: None)()
-            if bonus is not None:
-                advantages = output["advantages"]
-                output["advantages"] = advantages + torch.tensor(bonus, dtype=advantages.dtype,
-                                                                 device=advantages.device)
+            terms = getattr(func, "take_advantage_terms", lambda: None)()
+            if terms is not None:
+                output["advantages"] = apply_advantage_terms(output["advantages"], terms, self._turn_index,
+                                                             output["completion_ids"].size(1))
+        self._turn_index = None
         if self._critique_masks is not None:
             masks = torch.zeros_like(output["completion_mask"])
             for i, row in enumerate(self._critique_masks):
@@ -585,7 +691,8 @@ def build_grpo_trainer(config: GRPOTrainingConfig, args: GRPOConfig, callbacks: 
                             args.gradient_accumulation_steps, num_processes=args.world_size)
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes, config.eval_every,
                                      config.max_turns, config.max_new_tokens, agent_kwargs(config))
-    reward = EpisodeReward(config.exploration)
+    reward = EpisodeReward(config.exploration, credit=config.credit, turn_discount=config.turn_discount,
+                           anchor_weight=config.anchor_weight, scale_steps=args.scale_rewards != "none")
     trainer = CritiqueGRPOTrainer(model=model, reward_funcs=reward, args=args,
                                   train_dataset=prompt_dataset(config, tasks), processing_class=tokenizer,
                                   rollout_func=make_rollout_func(config),

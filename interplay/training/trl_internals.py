@@ -49,6 +49,16 @@ INTERNALS: dict[str, str] = {
     "GRPOConfig.entropy_coef, GRPOConfig.use_adaptive_entropy": "the entropy bonus; completion_logps keeps the "
                                                                 "entropies' gradient only when it is on, as TRL "
                                                                 "needs it only then",
+    "GRPOTrainer._compute_loss per-token advantages": "with a turn-level credit (GRPOTrainingConfig.credit) "
+                                                      "CritiqueGRPOTrainer replaces the batch's 'advantages' "
+                                                      "[batch] by [batch, completion length], each token its "
+                                                      "turn's advantage: _compute_loss unsqueezes only a 1-D "
+                                                      "tensor and multiplies the advantages elementwise with the "
+                                                      "per-token (or [batch, 1] sequence-level) ratios in every "
+                                                      "loss_type, and shuffle_sequence_dict / split_tensor_dict "
+                                                      "split it by rows; get_off_policy_mask and vespo's "
+                                                      "get_gamma_weights then read the advantage's sign per "
+                                                      "token instead of per sequence",
     "GRPOTrainer._metrics": "CritiqueGRPOTrainer appends critique/nll to _metrics[mode], a dict of lists",
     "GRPOTrainer.current_gradient_accumulation_steps": "CritiqueGRPOTrainer divides its loss term by it, as TRL "
                                                        "does its own",
