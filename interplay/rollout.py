@@ -132,7 +132,7 @@ class _Episode:
     """One live episode: its environment, chat and token record."""
 
     def __init__(self, spec: EnvSpec, seed: int, group: int, max_turns: int | None = None,
-                 urls: list[str] | None = None) -> None:
+                 urls: list[str] | None = None, expert_ahead: bool = False) -> None:
         from interplay.registry import make
 
         self.spec, self.seed, self.group = spec, seed, group
@@ -142,6 +142,9 @@ class _Episode:
             raise TypeError(f"{spec.id} makes a {type(self.env.unwrapped).__name__}, not an interplay TextEnv: rollout "
                             "needs its contract (system_prompt, max_turns, outcome(), expert_action_probs()). "
                             "Subclass interplay.envs.core.TextEnv (see examples/plugin).")
+        if expert_ahead and hasattr(self.env.unwrapped, "expert_ahead"):
+            # A remote environment then sends the expert's answers with each observation: one round trip a turn.
+            self.env.unwrapped.expert_ahead = True
         if max_turns is not None:  # a limit from outside the task: a wrapper, recorded in the manifest
             self.env = TurnLimit(self.env, max_turns)
         observation, info = self.env.reset(seed=seed)
@@ -358,7 +361,8 @@ def _step(args: tuple[_Episode, Reply, str | None, Any]) -> bool:
 
 def _play(starts: list[tuple[EnvSpec, int, int]], agent: Agent, calls: _Calls, urls: dict[int, list[str]],
           max_turns: int | None, tokenizer: Any, progress: bool) -> list[Trajectory]:
-    episodes = calls.map(lambda start: _Episode(*start, max_turns, urls.get(start[2])), starts)
+    episodes = calls.map(lambda start: _Episode(*start, max_turns, urls.get(start[2]), agent.wants_expert_actions),
+                         starts)
     model_ids = agent.encoder is not None
     encoder = agent.encoder if model_ids else tokenizer if isinstance(tokenizer, ChatEncoder) else \
         ChatEncoder(tokenizer) if tokenizer is not None else None

@@ -201,11 +201,16 @@ class RemoteEnv(TextEnv):
     WebSocket session: its own environment on the server, so many can play at once. Observations,
     rewards, ``terminated``/``truncated`` and ``info`` are the served environment's, as JSON (see
     ``interplay.integrations.openenv``). ``system_prompt``, ``expert_action()``,
-    ``expert_action_probs()``, ``outcome()`` and ``render()`` ask the server.
+    ``expert_action_probs()``, ``outcome()`` and ``render()`` ask the server; with ``expert_ahead=True``
+    the server sends the expert's answers for each new state with the reset or step that reached it, and
+    the first ``expert_action_probs()`` and ``expert_action()`` of each state are answered from them with
+    no round trip (the same values: the server asked its expert once, as this call would have).
 
     Kwargs: ``url`` (http://, https://, ws:// or wss://; required), or a list of urls of servers that serve
     the same id and kwargs (a pool: each session goes to the next one in turn, skipping a server at
-    capacity or unreachable); ``timeout`` (seconds to wait for any answer, default 60; above the server's
+    capacity or unreachable); ``expert_ahead`` (default False; ``rollout`` sets it for an agent that
+    plays the expert: the server then asks its expert after every reset and step, which costs an agent
+    that never asks); ``timeout`` (seconds to wait for any answer, default 60; above the server's
     step time limit, so a slow step is heard as truncated), ``connect_timeout`` (default 10). A server is
     contacted at construction, so a wrong url fails at ``gym.make``.
 
@@ -218,8 +223,8 @@ class RemoteEnv(TextEnv):
     #: Each step waits on the network: rollout steps a batch of these at once (``TextEnv.slow_step``).
     slow_step = True
 
-    def __init__(self, url: str | Sequence[str] | None = None, *, timeout: float = 60.0, connect_timeout: float = 10.0,
-                 render_mode: str | None = "ansi") -> None:
+    def __init__(self, url: str | Sequence[str] | None = None, *, expert_ahead: bool = False, timeout: float = 60.0,
+                 connect_timeout: float = 10.0, render_mode: str | None = "ansi") -> None:
         urls = _urls(url)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -239,6 +244,10 @@ class RemoteEnv(TextEnv):
         self.max_turns = state.get("max_turns")  # type: ignore[assignment]
         self.system_prompt = state.get("system_prompt", "")
         self._expert = bool(state.get("expert"))
+        #: Ask the server for the expert's answers with each reset and step (from the next reset on).
+        self.expert_ahead = bool(expert_ahead)
+        self._ahead_served = bool(state.get("expert_ahead"))  # older servers do not know reset(expert_ahead=)
+        self._ahead: dict[str, Any] = {}  # the current state's expert answers not yet handed out
 
     # ---- transport ------------------------------------------------------------------------------
     def _connect(self) -> _Session:
@@ -302,6 +311,7 @@ class RemoteEnv(TextEnv):
             raise
 
     def _lose(self, doing: str, error: BaseException) -> RemoteEnvError:
+        self._ahead = {}
         self._drop_connection()
         episode_running = not self._finished
         self._finished, self._lost = True, episode_running
@@ -325,7 +335,11 @@ class RemoteEnv(TextEnv):
         data: dict[str, Any] = {"seed": seed}
         if options is not None:
             data["options"] = jsonable(options)
+        if self.expert_ahead and self._expert and self._ahead_served:
+            data["expert_ahead"] = True
+        self._ahead = {}
         observation = _observation(self._call({"type": "reset", "data": data}, "reset"))
+        self._ahead = dict(observation.expert_ahead or {})
         self.turn, self._finished, self._lost = 0, False, False
         if observation.system_prompt is not None:
             self.system_prompt = observation.system_prompt
@@ -342,7 +356,9 @@ class RemoteEnv(TextEnv):
             raise TypeError(
                 f"RemoteEnv.step() takes the agent's reply as a str, got {type(action).__name__}: {action!r:.80}"
             )
+        self._ahead = {}
         observation = self._step({"message": action}, "step")
+        self._ahead = dict(observation.expert_ahead or {})
         self.turn = int(observation.info.get("turn", self.turn + 1))
         if observation.terminated or observation.truncated:
             self._finished = True
@@ -359,12 +375,20 @@ class RemoteEnv(TextEnv):
 
     def expert_action(self) -> str | None:
         """The served environment's expert reply (None where it has none, or the server hides it)."""
-        return self._query("expert_action") if self._expert else None
+        if not self._expert:
+            return None
+        if "action" in self._ahead:
+            return self._ahead.pop("action")
+        return self._query("expert_action")
 
     def expert_action_probs(self) -> dict[str, float] | None:
         """The served expert's distribution over its next reply (None where it has none, or the server
         hides the expert)."""
-        return self._query("expert_action_probs") if self._expert else None
+        if not self._expert:
+            return None
+        if "probs" in self._ahead:
+            return self._ahead.pop("probs")
+        return self._query("expert_action_probs")
 
     def close(self) -> None:
         session, self._session = self._session, None

@@ -53,6 +53,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         self.expert = expert and callable(getattr(self.env.unwrapped, "expert_action", None))
         self._episode_id: str | None = None
         self._steps = 0
+        self._ahead = False  # this episode's observations carry the expert's next answers (reset(expert_ahead=True))
 
     def _build(self) -> None:
         from interplay.registry import make
@@ -79,23 +80,43 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             raise
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, options: dict[str, Any] | None = None,
-              **kwargs: Any) -> InterplayObservation:
+              expert_ahead: bool = False, **kwargs: Any) -> InterplayObservation:
+        """A new episode. ``expert_ahead=True``: every observation of the episode carries the expert's next
+        answers (``InterplayObservation.expert_ahead``), as if the client asked for them after each call."""
         if kwargs:
-            raise ValueError(f"unknown reset parameters {sorted(kwargs)}; use seed, episode_id and options.")
+            raise ValueError(f"unknown reset parameters {sorted(kwargs)}; use seed, episode_id, options and "
+                             "expert_ahead.")
         if self._overran is not None:
             self._abandon()
         observation, info = self.env.reset(seed=seed, options=options)
         self._episode_id = episode_id or uuid.uuid4().hex
         self._steps = 0
+        self._ahead = bool(expert_ahead) and self.expert
         return InterplayObservation(
-            text=observation, info=jsonable(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", "")
+            text=observation, info=jsonable(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", ""),
+            expert_ahead=self._expert_ahead(),
         )
 
     def step(self, action: InterplayAction, timeout_s: float | None = None, **kwargs: Any) -> InterplayObservation:
         """The synchronous step (OpenEnv's stateless HTTP ``/step``); WebSocket sessions use ``step_async``."""
         if action.query is not None:
             return self._answer(action.query)
-        return self._observe(*self.env.step(action.message))
+        return self._step_ahead(action.message)
+
+    def _step_ahead(self, message: str) -> InterplayObservation:
+        """Step, then (with expert_ahead, in the same worker call and time limit) ask the expert about the new state."""
+        observation = self._observe(*self.env.step(message))
+        observation.expert_ahead = self._expert_ahead()
+        return observation
+
+    def _expert_ahead(self) -> dict[str, Any] | None:
+        """The expert's answers for the current state, asked in the order a rollout asks (its distribution, then
+        its reply), or None: not asked for, or the episode is over (a rollout asks nothing then)."""
+        base = self.env.unwrapped
+        if not self._ahead or getattr(base, "finished", False):
+            return None
+        probs = base.expert_action_probs()
+        return {"probs": jsonable(probs), "action": jsonable(base.expert_action())}
 
     async def step_async(self, action: InterplayAction, timeout_s: float | None = None,
                          **kwargs: Any) -> InterplayObservation:
@@ -109,7 +130,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             except asyncio.TimeoutError:
                 raise RuntimeError(self._overran) from None
         try:
-            return self._observe(*await self._run(functools.partial(self.env.step, action.message), "step"))
+            return await self._run(functools.partial(self._step_ahead, action.message), "step")
         except asyncio.TimeoutError:
             return self._truncated()
 
@@ -156,6 +177,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             finished=self._overran is not None or bool(getattr(base, "finished", self._episode_id is None)),
             deterministic=bool(getattr(base, "deterministic", True)),
             expert=self.expert,
+            expert_ahead=self.expert,
             max_turns=getattr(base, "max_turns", None),
             system_prompt=getattr(base, "system_prompt", ""),
         )
