@@ -33,15 +33,43 @@ except ImportError as _error:  # pragma: no cover - a tested version has them
 
 from interplay.jsonable import jsonable
 
+#: The most environment calls a server runs at once (its sessions' calls, and any abandoned after their time limit).
+MAX_CALL_THREADS = 1024
+
+_calls: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _call_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads every session's resets, steps and queries run in (one call of a session at a time).
+
+    Shared and kept: a thread per session would be started (and waited for) at every connection, which
+    cost a few milliseconds each on a busy machine, more than a whole cheap episode."""
+    global _calls
+    if _calls is None:
+        _calls = concurrent.futures.ThreadPoolExecutor(MAX_CALL_THREADS, thread_name_prefix="interplay-step")
+    return _calls
+
+
+def _after(future: concurrent.futures.Future | None, call: Any) -> None:
+    """Run ``call`` in a call thread once ``future`` (a call still running, maybe overrunning) is over."""
+    if future is None or future.done():
+        _call_threads().submit(call)
+    else:
+        future.add_done_callback(lambda _: call())
+
 
 class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, InterplayState]):
     """An OpenEnv ``Environment`` around one instance of a registered interplay environment.
 
-    Steps and queries run in this session's own worker thread, awaited for at most ``step_timeout``
-    seconds, so a slow step neither blocks the server's other sessions nor its caller for longer.
+    Resets, steps and queries run in the server's call threads (one call of a session at a time), steps
+    and queries awaited for at most ``step_timeout`` seconds, so a slow step neither blocks the server's
+    other sessions nor its caller for longer.
     """
 
     SUPPORTS_CONCURRENT_SESSIONS = True  # one gym environment per session, nothing shared
+    # OpenEnv then builds every session's environment in one shared thread instead of starting a thread per
+    # session (a few milliseconds each on a busy machine); resets and steps run in the call threads.
+    REQUIRES_SINGLE_THREAD_EXECUTOR = True
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None = None, expert: bool = True,
                  step_timeout: float | None = DEFAULT_LIMITS.step_timeout) -> None:
@@ -59,18 +87,17 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         from interplay.registry import make
 
         self.env = make(self.env_id, **self.env_kwargs)
-        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="interplay-step")
+        self._last: concurrent.futures.Future | None = None  # the environment's last call (maybe still running)
         self._overran: str | None = None  # why the environment was abandoned, once a call ran over the limit
 
-    def _abandon(self) -> None:
-        """Leave the environment to its worker (close it once the call that overran ends) and build a new one."""
-        env, worker = self.env, self._worker
-        worker.submit(env.close)
-        worker.shutdown(wait=False)
+    def _abandon(self, overran: concurrent.futures.Future | None) -> None:
+        """Leave the environment to its call (close it once the call that overran ends) and build a new one."""
+        _after(overran, self.env.close)
         self._build()
 
     async def _run(self, call: Any, doing: str) -> Any:
-        future = asyncio.wrap_future(self._worker.submit(call))
+        self._last = _call_threads().submit(call)
+        future = asyncio.wrap_future(self._last)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.step_timeout)
         except asyncio.TimeoutError:
@@ -83,11 +110,23 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
               expert_ahead: bool = False, **kwargs: Any) -> InterplayObservation:
         """A new episode. ``expert_ahead=True``: every observation of the episode carries the expert's next
         answers (``InterplayObservation.expert_ahead``), as if the client asked for them after each call."""
+        return self._reset(self._last, seed, episode_id, options, expert_ahead, kwargs)
+
+    async def reset_async(self, seed: int | None = None, episode_id: str | None = None,
+                          options: dict[str, Any] | None = None, expert_ahead: bool = False,
+                          **kwargs: Any) -> InterplayObservation:
+        """``reset`` in a call thread (the /ws handler awaits this), with no time limit."""
+        last = self._last
+        self._last = _call_threads().submit(self._reset, last, seed, episode_id, options, expert_ahead, kwargs)
+        return await asyncio.wrap_future(self._last)
+
+    def _reset(self, last: concurrent.futures.Future | None, seed: int | None, episode_id: str | None,
+               options: dict[str, Any] | None, expert_ahead: bool, kwargs: dict[str, Any]) -> InterplayObservation:
         if kwargs:
             raise ValueError(f"unknown reset parameters {sorted(kwargs)}; use seed, episode_id, options and "
                              "expert_ahead.")
         if self._overran is not None:
-            self._abandon()
+            self._abandon(last)  # closed once its overrunning call ``last`` ends
         observation, info = self.env.reset(seed=seed, options=options)
         self._episode_id = episode_id or uuid.uuid4().hex
         self._steps = 0
@@ -195,8 +234,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         )
 
     def close(self) -> None:
-        self._worker.submit(self.env.close)  # after any call still running there
-        self._worker.shutdown(wait=False)
+        _after(self._last, self.env.close)  # after any call still running
 
 
 class IdleTimeout:
