@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import platform
 import random
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
@@ -246,10 +248,21 @@ class _Calls:
     makes them, so trajectories and seeds are the same; cheap in-process environments keep the plain loop.
     """
 
+    _threads: concurrent.futures.ThreadPoolExecutor | None = None
+    _pid: int | None = None
+    _lock = threading.Lock()
+
     def __init__(self, at_once: bool, size: int) -> None:
-        workers = min(MAX_STEP_THREADS, size)
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, "interplay-step") if at_once and workers > 1 \
-            else None
+        self._pool = self._shared() if at_once and min(MAX_STEP_THREADS, size) > 1 else None
+
+    @classmethod
+    def _shared(cls) -> concurrent.futures.ThreadPoolExecutor:
+        """The process's step threads, kept between rollouts: starting 64 threads costs more than a turn."""
+        with cls._lock:
+            if cls._threads is None or cls._pid != os.getpid():  # none yet, or inherited by a fork
+                cls._threads, cls._pid = concurrent.futures.ThreadPoolExecutor(MAX_STEP_THREADS, "interplay-step"), \
+                    os.getpid()
+            return cls._threads
 
     def map(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """``[call(item) for item in items]``; the first error (in item order) is raised."""
@@ -258,8 +271,7 @@ class _Calls:
         return list(self._pool.map(call, items))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._pool = None  # the threads are kept for the next rollout
 
 
 def _manifest(agent: Agent, encoder: ChatEncoder | None) -> dict[str, Any]:
