@@ -168,6 +168,7 @@ def test_the_expert_through_a_server_costs_one_message_a_turn(servers, env_id, m
     remote = rollout(EnvSpec("interplay/Remote-v0", {"url": servers[env_id]}), agent, seeds=seeds)
     assert [t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in remote] == [
         t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in local]
+    assert [t.manifest["turn_limit"] for t in remote] == [t.manifest["turn_limit"] for t in local]
     assert not [m for m in sent if m["query"]]
     turns = sum(t.turns for t in local)
     assert [m["type"] for m in sent].count("step") == turns and turns > len(seeds)

@@ -343,6 +343,8 @@ class RemoteEnv(TextEnv):
         self.turn, self._finished, self._lost = 0, False, False
         if observation.system_prompt is not None:
             self.system_prompt = observation.system_prompt
+        if observation.max_turns is not None:  # the episode's own (Maze sets it at reset)
+            self.max_turns = observation.max_turns
         return observation.text, observation.info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:

@@ -133,7 +133,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         self._ahead = bool(expert_ahead) and self.expert
         return InterplayObservation(
             text=observation, info=jsonable(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", ""),
-            expert_ahead=self._expert_ahead(),
+            max_turns=getattr(self.env.unwrapped, "max_turns", None), expert_ahead=self._expert_ahead(),
         )
 
     def step(self, action: InterplayAction, timeout_s: float | None = None, **kwargs: Any) -> InterplayObservation:

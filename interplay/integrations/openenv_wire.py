@@ -45,6 +45,8 @@ class InterplayObservation(Observation):
     system_prompt: str | None = Field(
         default=None, description="At reset: what an agent should put in its system message."
     )
+    max_turns: int | None = Field(default=None, description="At reset: the episode's turn limit (an environment "
+                                  "may set it at reset, as Maze does).")
     result: Any = Field(default=None, description="The answer to a query action.")
     expert_ahead: dict[str, Any] | None = Field(
         default=None,
