@@ -200,6 +200,65 @@ def test_expert_ahead_answers_each_state_once_then_asks(servers, monkeypatch):
     env.close()
 
 
+def count_connections(monkeypatch) -> list[str]:
+    from interplay.integrations import openenv_client
+
+    opened: list[str] = []
+    open_session = openenv_client._Session.open.__func__
+
+    async def counted(cls, url, *args):
+        opened.append(url)
+        return await open_session(cls, url, *args)
+
+    monkeypatch.setattr(openenv_client._Session, "open", classmethod(counted))
+    return opened
+
+
+def test_a_dropped_remote_envs_session_serves_the_next_one(servers, monkeypatch):
+    """rollout forgets its RemoteEnvs: their sessions wait for the next rollout's (no new connection), which
+    reset them and play as in-process; one the server closed meanwhile is replaced by a new one."""
+    import gc
+
+    from interplay.integrations import openenv_client
+
+    url, agent, seeds = servers["interplay/Maze-v0"], from_spec("expert"), [0, 1, 2, 3]
+    spec = EnvSpec("interplay/Remote-v0", {"url": url})
+    rollout(spec, agent, seeds=[5, 6, 7, 8])
+    gc.collect()
+    opened = count_connections(monkeypatch)
+    again = rollout(spec, agent, seeds=seeds)
+    assert opened == []
+    local = rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds)
+    assert [(t.messages, t.infos, t.manifest["turn_limit"]) for t in again] == [
+        (t.messages, t.infos, t.manifest["turn_limit"]) for t in local]
+    gc.collect()
+
+    # A waiting session the server has closed: the reset goes to a new one.
+    env = RemoteEnv(url)
+    assert env._recycled and opened == []
+    request = openenv_client._Session.request
+    broken = env._session
+
+    async def fails_once(self, message):
+        if self is broken:
+            raise ConnectionResetError("closed by the server")
+        return await request(self, message)
+
+    monkeypatch.setattr(openenv_client._Session, "request", fails_once)
+    assert env.reset(seed=3) == twin("interplay/Maze-v0").reset(seed=3)
+    assert env._session is not broken and not env._recycled
+    env.close()
+
+    # A query before any reset asks a fresh environment, not the last episode's.
+    env = RemoteEnv(url)
+    assert env._recycled
+    count = len(opened)
+    with pytest.raises(RuntimeError, match="before calling `env.reset"):  # as a new session's environment says
+        env.render()
+    assert len(opened) > count and not env._recycled
+    env.close()
+
+
 def test_remote_env_keeps_the_environment_contract(servers):
     from gymnasium.utils.env_checker import check_env
 

@@ -34,7 +34,9 @@ Client (``openenv_client``): :class:`RemoteEnv` (registered as ``interplay/Remot
 one url or a pool) is a ``TextEnv`` whose episodes are played by the server: same observations, rewards,
 info keys and seeded determinism as in-process, so ``interplay.rollout.rollout``, training and
 evaluation use it like any id. Every call waits at most ``timeout`` seconds; a server that dies or stops
-answering raises :class:`RemoteEnvError` (the episode is lost; ``reset()`` starts a new session).
+answering raises :class:`RemoteEnvError` (the episode is lost; ``reset()`` starts a new session). The
+session of a RemoteEnv dropped without ``close()`` serves the next RemoteEnv of the same urls (after
+its reset), for up to ``openenv_client.PARKED_SECONDS``.
 
 Observations, infos and reset options travel as JSON: tuples arrive as lists, numpy scalars as
 Python numbers, non-finite floats as strings (as in ``Trajectory.infos``).

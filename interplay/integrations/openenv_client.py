@@ -15,6 +15,7 @@ uses OpenEnv's client API.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import itertools
 import json
@@ -34,6 +35,7 @@ try:
     from openenv.core.env_client import EnvClient
     from websockets.asyncio.client import ClientConnection, connect
     from websockets.exceptions import ConnectionClosed
+    from websockets.protocol import State as SocketState
 except ImportError as _error:  # pragma: no cover - a tested version has them
     raise ImportError(f"interplay's OpenEnv client cannot import OpenEnv's client or websockets: {INSTALL}") from _error
 
@@ -153,11 +155,30 @@ class _Loop:
             raise
 
 
+#: How long the session of a RemoteEnv dropped without close() waits for the next RemoteEnv of its pool.
+PARKED_SECONDS = 30.0
+#: The most such sessions a pool keeps waiting (each holds one of its server's session slots meanwhile).
+MAX_PARKED = 256
+
+
+class _Parked:
+    """A session left by a dropped RemoteEnv, with its server's url and state, waiting for the next one."""
+
+    def __init__(self, session: _Session, url: str, state: dict[str, Any]) -> None:
+        self.session, self.url, self.state = session, url, state
+
+
 class _Pool:
-    """The servers a RemoteEnv may play on, and where the next session goes (round robin, per process)."""
+    """The servers a RemoteEnv may play on, and where the next session goes (round robin, per process).
+
+    Sessions of RemoteEnvs dropped without ``close()`` (rollout makes one per episode and forgets it) are
+    kept for ``PARKED_SECONDS`` and handed to the next RemoteEnvs of the pool: a training run's next
+    rollout then skips the connection, the server's environment construction and the state request. The
+    next RemoteEnv resets the environment, as a fresh session's would be."""
 
     _turns: dict[tuple[str, ...], itertools.count] = {}
     _served: dict[tuple[str, ...], dict[str, Any]] = {}  # what the pool's first server said it serves
+    _parked: dict[tuple[int, tuple[str, ...]], collections.deque[_Parked]] = {}  # by process and pool
     _lock = threading.Lock()
 
     def __init__(self, urls: Sequence[str]) -> None:
@@ -175,6 +196,43 @@ class _Pool:
                 f"the servers given to RemoteEnv serve different environments: {url} serves {served['env_id']} "
                 f"{served['env_kwargs']}, {first['url']} serves {first['env_id']} {first['env_kwargs']}; a pool "
                 "must serve one id with the same kwargs.")
+
+    def park(self, session: _Session, url: str, state: dict[str, Any], loop: asyncio.AbstractEventLoop) -> bool:
+        """Keep ``session`` for the next RemoteEnv of the pool (False: too many kept already); closed after
+        ``PARKED_SECONDS`` if none takes it."""
+        entry = _Parked(session, url, state)
+        with self._lock:
+            parked = self._parked.setdefault((os.getpid(), self.urls), collections.deque())
+            if len(parked) >= MAX_PARKED:
+                return False
+            parked.append(entry)
+        loop.call_soon_threadsafe(loop.call_later, PARKED_SECONDS, self._expire, entry)
+        return True
+
+    def _expire(self, entry: _Parked) -> None:
+        """(On the loop.) Close a session still waiting after PARKED_SECONDS."""
+        with self._lock:
+            parked = self._parked.get((os.getpid(), self.urls), collections.deque())
+            if not any(e is entry for e in parked):
+                return  # taken
+            parked.remove(entry)
+        asyncio.ensure_future(entry.session.close())
+
+    def take(self) -> _Parked | None:
+        """The longest-waiting open session of the pool, or None."""
+        dead = []
+        with self._lock:
+            parked = self._parked.get((os.getpid(), self.urls))
+            entry = None
+            while parked:
+                candidate = parked.popleft()
+                if candidate.session.socket.state is SocketState.OPEN:
+                    entry = candidate
+                    break
+                dead.append(candidate)
+        for gone in dead:
+            _Loop.get().call_soon_threadsafe(gone.session.abort)
+        return entry
 
     def order(self) -> list[str]:
         """Every url, starting with the one whose turn it is."""
@@ -214,6 +272,11 @@ class RemoteEnv(TextEnv):
     step time limit, so a slow step is heard as truncated), ``connect_timeout`` (default 10). A server is
     contacted at construction, so a wrong url fails at ``gym.make``.
 
+    A RemoteEnv dropped without ``close()`` (as ``rollout`` drops its environments) leaves its session for
+    ``PARKED_SECONDS`` to the next RemoteEnv of the same urls, which resets it before use (an expert, a
+    render or outcome asked before that reset go to a new session): a training run's later rollouts open
+    no connections. ``close()`` ends the session at once.
+
     Errors: a server that cannot be reached, dies or does not answer within ``timeout`` raises
     :class:`RemoteEnvError` and loses the episode: ``step()`` then refuses until ``reset()``, which
     opens a new session. An error inside the served environment raises RuntimeError with the
@@ -235,6 +298,8 @@ class RemoteEnv(TextEnv):
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self._session: _Session | None = None
+        self._state: dict[str, Any] = {}  # what the session's server said at connection
+        self._recycled = False  # the session was another RemoteEnv's (not reset here yet)
         self._lost = False
         self.env_id, self.env_kwargs = "", {}
         state = self._connect_state()
@@ -256,8 +321,13 @@ class RemoteEnv(TextEnv):
             self._connect_state()
         return self._session  # type: ignore[return-value]
 
-    def _connect_state(self) -> dict[str, Any]:
-        """Open a session on the next server of the pool that takes it; return that server's state."""
+    def _connect_state(self, recycle: bool = True) -> dict[str, Any]:
+        """A session left by a dropped RemoteEnv of the pool (``recycle``), or else a new one on the next server
+        of the pool that takes it; return that server's state."""
+        parked = self._pool.take() if recycle else None
+        if parked is not None:
+            self._session, self.url, self._state, self._recycled = parked.session, parked.url, parked.state, True
+            return parked.state
         failures = []
         for url in self._pool.order():
             try:
@@ -280,7 +350,7 @@ class RemoteEnv(TextEnv):
             except RemoteEnvError:
                 _Loop.run(session.close(), 5.0)
                 raise
-            self._session, self.url = session, url
+            self._session, self.url, self._state, self._recycled = session, url, state, False
             return state
         at_capacity = all("at capacity" in failure for failure in failures)
         advice = ("start the servers with a larger --max-sessions, add servers to the url list, or close other "
@@ -326,6 +396,9 @@ class RemoteEnv(TextEnv):
         return _observation(self._call({"type": "step", "data": data}, doing))
 
     def _query(self, query: str) -> Any:
+        if self._recycled:  # not reset here yet: ask a fresh environment, as a new session would
+            self._drop_connection()
+            self._connect_state(recycle=False)
         return self._step({"query": query}, f"answer {query}").result
 
     # ---- the Gymnasium API ----------------------------------------------------------------------
@@ -338,7 +411,17 @@ class RemoteEnv(TextEnv):
         if self.expert_ahead and self._expert and self._ahead_served:
             data["expert_ahead"] = True
         self._ahead = {}
-        observation = _observation(self._call({"type": "reset", "data": data}, "reset"))
+        for attempt in range(3):
+            recycled = self._recycled
+            try:
+                answer = self._call({"type": "reset", "data": data}, "reset")
+                break
+            except RemoteEnvError:
+                if not recycled:  # a recycled session the server has closed since: try another, then a new one
+                    raise
+                self._connect_state(recycle=attempt < 1)
+        observation = _observation(answer)
+        self._recycled = False
         self._ahead = dict(observation.expert_ahead or {})
         self.turn, self._finished, self._lost = 0, False, False
         if observation.system_prompt is not None:
@@ -404,10 +487,12 @@ class RemoteEnv(TextEnv):
     def __del__(self) -> None:
         # Environments are often dropped without close() (rollout makes and forgets them): end the
         # session anyway, without waiting, so the server's session slots are not used up.
+        # The session is kept a while for the next RemoteEnv of the pool (a training run's next rollout).
         session, loop = self.__dict__.get("_session"), _Loop._loop
         if session is not None and loop is not None and _Loop._pid == os.getpid() and not loop.is_closed():
             try:
-                asyncio.run_coroutine_threadsafe(session.close(), loop)
+                if not self._pool.park(session, self.url, self._state, loop):
+                    asyncio.run_coroutine_threadsafe(session.close(), loop)
             except Exception:
                 pass
 
