@@ -105,7 +105,7 @@ class _Session:
             await self.socket.send(json.dumps(message, ensure_ascii=False))
         except ConnectionClosed:
             pass  # a server that refused the session sent why before closing: read it below
-        answer = json.loads(await asyncio.wait_for(self.socket.recv(), self.timeout))
+        answer = json.loads(await self.socket.recv())  # within the caller's time limit (_Loop.run's)
         if answer.get("type") == "error":
             data = answer.get("data") or {}
             raise ServerError(str(data.get("message", "unknown error")), str(data.get("code", "UNKNOWN")))
@@ -336,7 +336,7 @@ class RemoteEnv(TextEnv):
                 failures.append(f"{url}: cannot reach it ({type(error).__name__}: {error})")
                 continue
             try:  # a server at capacity accepts the connection, then sends why it refuses the session
-                state = _Loop.run(session.request({"type": "state"}), self.timeout + 5.0)
+                state = _Loop.run(session.request({"type": "state"}), self.timeout)
             except ServerError as error:
                 _Loop.run(session.close(), 5.0)
                 failures.append(f"{url}: {'at capacity' if error.code == 'CAPACITY_REACHED' else 'refused'} ({error})")
@@ -371,7 +371,7 @@ class RemoteEnv(TextEnv):
     def _call(self, message: dict[str, Any], doing: str) -> dict[str, Any]:
         session = self._connect()
         try:
-            return _Loop.run(session.request(message), self.timeout + 5.0)
+            return _Loop.run(session.request(message), self.timeout)
         except ServerError as error:  # the environment raised; the session goes on
             raise RuntimeError(f"the served environment failed to {doing}: {error}") from None
         except Exception as error:  # connection closed or refused, no answer in time, a garbled answer

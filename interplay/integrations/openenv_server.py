@@ -98,13 +98,14 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
     async def _run(self, call: Any, doing: str) -> Any:
         self._last = _call_threads().submit(call)
         future = asyncio.wrap_future(self._last)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.step_timeout)
-        except asyncio.TimeoutError:
-            self._overran = (f"the environment took longer than the server's step time limit of {self.step_timeout:g} s "
-                             f"to {doing} (interplay serve --step-timeout); the episode ends here, and the next "
-                             "reset starts a fresh environment")
-            raise
+        # asyncio.wait leaves the call running at the time limit (as shield would) and starts no task.
+        done, _ = await asyncio.wait((future,), timeout=self.step_timeout)
+        if done:
+            return future.result()
+        self._overran = (f"the environment took longer than the server's step time limit of {self.step_timeout:g} s "
+                         f"to {doing} (interplay serve --step-timeout); the episode ends here, and the next "
+                         "reset starts a fresh environment")
+        raise asyncio.TimeoutError
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, options: dict[str, Any] | None = None,
               expert_ahead: bool = False, **kwargs: Any) -> InterplayObservation:
@@ -237,6 +238,9 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         _after(self._last, self.env.close)  # after any call still running
 
 
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
+
+
 class IdleTimeout:
     """ASGI middleware that closes a WebSocket session after ``seconds`` without a message from the client.
 
@@ -261,7 +265,10 @@ class IdleTimeout:
             if closed:
                 return {"type": "websocket.disconnect", "code": 1001}
             try:
-                return await asyncio.wait_for(receive(), self.seconds)
+                if _timeout is None:  # Python 3.10
+                    return await asyncio.wait_for(receive(), self.seconds)
+                async with _timeout(self.seconds):  # no task per message, unlike wait_for
+                    return await receive()
             except asyncio.TimeoutError:
                 closed = True
                 await send({"type": "websocket.close", "code": 1001,
