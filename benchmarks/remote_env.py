@@ -1,8 +1,8 @@
 """Environment steps per second through `interplay serve` + RemoteEnv, over in-process, in one run.
 
 For each id, starts `interplay serve ID` on a free 127.0.0.1 port, then plays the expert's replies
-(``expert_action()`` then ``step()``, as a rollout with the expert agent does: two round trips per
-remote step) in-process and remotely for ``--seconds`` each, and prints
+(``expert_action()`` then ``step()``: two round trips per remote step, a RemoteEnv without
+``expert_ahead``; ``rollout`` asks for it, which makes an expert's turn one round trip) in-process and remotely for ``--seconds`` each, and prints
 
     <id> in-process=<steps/s> remote=<steps/s> remote/in-process=<ratio> remote-x<N>=<steps/s>
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import platform
 import random
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
@@ -149,7 +151,7 @@ class _Episode:
     """One live episode: its environment, chat and token record."""
 
     def __init__(self, spec: EnvSpec, seed: int, group: int, max_turns: int | None = None,
-                 urls: list[str] | None = None) -> None:
+                 urls: list[str] | None = None, expert_ahead: bool = False) -> None:
         from interplay.registry import make
 
         self.spec, self.seed, self.group = spec, seed, group
@@ -159,6 +161,9 @@ class _Episode:
             raise TypeError(f"{spec.id} makes a {type(self.env.unwrapped).__name__}, not an interplay TextEnv: rollout "
                             "needs its contract (system_prompt, max_turns, outcome(), expert_action_probs()). "
                             "Subclass interplay.envs.core.TextEnv (see examples/plugin).")
+        if expert_ahead and hasattr(self.env.unwrapped, "expert_ahead"):
+            # A remote environment then sends the expert's answers with each observation: one round trip a turn.
+            self.env.unwrapped.expert_ahead = True
         if max_turns is not None:  # a limit from outside the task: a wrapper, recorded in the manifest
             self.env = TurnLimit(self.env, max_turns)
         observation, info = self.env.reset(seed=seed)
@@ -262,10 +267,21 @@ class _Calls:
     makes them, so trajectories and seeds are the same; cheap in-process environments keep the plain loop.
     """
 
+    _threads: concurrent.futures.ThreadPoolExecutor | None = None
+    _pid: int | None = None
+    _lock = threading.Lock()
+
     def __init__(self, at_once: bool, size: int) -> None:
-        workers = min(MAX_STEP_THREADS, size)
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, "interplay-step") if at_once and workers > 1 \
-            else None
+        self._pool = self._shared() if at_once and min(MAX_STEP_THREADS, size) > 1 else None
+
+    @classmethod
+    def _shared(cls) -> concurrent.futures.ThreadPoolExecutor:
+        """The process's step threads, kept between rollouts: starting 64 threads costs more than a turn."""
+        with cls._lock:
+            if cls._threads is None or cls._pid != os.getpid():  # none yet, or inherited by a fork
+                cls._threads, cls._pid = concurrent.futures.ThreadPoolExecutor(MAX_STEP_THREADS, "interplay-step"), \
+                    os.getpid()
+            return cls._threads
 
     def map(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """``[call(item) for item in items]``; the first error (in item order) is raised."""
@@ -274,8 +290,7 @@ class _Calls:
         return list(self._pool.map(call, items))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._pool = None  # the threads are kept for the next rollout
 
 
 def _manifest(agent: Agent, encoder: ChatEncoder | None) -> dict[str, Any]:
@@ -377,7 +392,8 @@ def _step(args: tuple[_Episode, Reply, str | None, Any]) -> bool:
 
 def _play(starts: list[tuple[EnvSpec, int, int]], agent: Agent, calls: _Calls, urls: dict[int, list[str]],
           max_turns: int | None, tokenizer: Any, progress: bool) -> list[Trajectory]:
-    episodes = calls.map(lambda start: _Episode(*start, max_turns, urls.get(start[2])), starts)
+    episodes = calls.map(lambda start: _Episode(*start, max_turns, urls.get(start[2]), agent.wants_expert_actions),
+                         starts)
     model_ids = agent.encoder is not None
     encoder = agent.encoder if model_ids else tokenizer if isinstance(tokenizer, ChatEncoder) else \
         ChatEncoder(tokenizer) if tokenizer is not None else None

@@ -143,6 +143,122 @@ def test_expert_rollout_through_remote_env_matches_in_process(servers, env_id):
     assert capped[0].outcome == rollout(EnvSpec(env_id, SERVED[env_id]), agent, seeds=[3], max_turns=1)[0].outcome
 
 
+def count_messages(monkeypatch) -> list[dict]:
+    """Every request RemoteEnv sends from now on (its type, and the query of a step that asks one)."""
+    from interplay.integrations import openenv_client
+
+    sent: list[dict] = []
+    request = openenv_client._Session.request
+
+    async def counted(self, message):
+        sent.append({"type": message["type"], "query": (message.get("data") or {}).get("query")})
+        return await request(self, message)
+
+    monkeypatch.setattr(openenv_client._Session, "request", counted)
+    return sent
+
+
+@pytest.mark.parametrize("env_id", list(SERVED))
+def test_the_expert_through_a_server_costs_one_message_a_turn(servers, env_id, monkeypatch):
+    """rollout asks the server for the expert's answers with each observation (reset(expert_ahead=True)):
+    the same trajectories as in-process (Maze's seeded expert draws included), one message per turn."""
+    agent, seeds = from_spec("expert"), [0, 1, 2, 3, 10_000_001]
+    local = rollout(EnvSpec(env_id, SERVED[env_id]), agent, seeds=seeds)
+    sent = count_messages(monkeypatch)
+    remote = rollout(EnvSpec("interplay/Remote-v0", {"url": servers[env_id]}), agent, seeds=seeds)
+    assert [t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in remote] == [
+        t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in local]
+    assert [t.manifest["turn_limit"] for t in remote] == [t.manifest["turn_limit"] for t in local]
+    assert not [m for m in sent if m["query"]]
+    turns = sum(t.turns for t in local)
+    assert [m["type"] for m in sent].count("step") == turns and turns > len(seeds)
+    assert [m["type"] for m in sent].count("reset") == len(seeds)
+
+
+def test_expert_ahead_answers_each_state_once_then_asks(servers, monkeypatch):
+    """The cached answers are the current state's, handed out once: a second expert_action() in the same
+    state asks the server, so a seeded-stochastic expert draws as it does in-process."""
+    local = twin("interplay/Maze-v0")
+    env = RemoteEnv(servers["interplay/Maze-v0"], expert_ahead=True)
+    assert env.reset(seed=11) == local.reset(seed=11)
+    sent = count_messages(monkeypatch)
+    while not env.finished:
+        assert env.expert_action_probs() == local.expert_action_probs()
+        assert env.expert_action() == local.expert_action()
+        assert env.expert_action() == local.expert_action()  # asked: a second draw
+        move = local.expert_action()
+        assert env.expert_action() == move
+        assert env.step(move) == local.step(move)
+    assert env.expert_action() is None and env.expert_action_probs() == local.expert_action_probs() == {}
+    turns = local.turn
+    assert [m["query"] for m in sent].count("expert_action") == 2 * turns + 1
+    assert [m["query"] for m in sent].count("expert_action_probs") == 1  # at the end (nothing sent ahead then)
+    with pytest.raises(RuntimeError):
+        env.step("up")
+    assert env.reset(seed=12) == local.reset(seed=12)  # a new episode's answers, not the last one's
+    assert env.expert_action() == local.expert_action()
+    env.close()
+
+
+def count_connections(monkeypatch) -> list[str]:
+    from interplay.integrations import openenv_client
+
+    opened: list[str] = []
+    open_session = openenv_client._Session.open.__func__
+
+    async def counted(cls, url, *args):
+        opened.append(url)
+        return await open_session(cls, url, *args)
+
+    monkeypatch.setattr(openenv_client._Session, "open", classmethod(counted))
+    return opened
+
+
+def test_a_dropped_remote_envs_session_serves_the_next_one(servers, monkeypatch):
+    """rollout forgets its RemoteEnvs: their sessions wait for the next rollout's (no new connection), which
+    reset them and play as in-process; one the server closed meanwhile is replaced by a new one."""
+    import gc
+
+    from interplay.integrations import openenv_client
+
+    url, agent, seeds = servers["interplay/Maze-v0"], from_spec("expert"), [0, 1, 2, 3]
+    spec = EnvSpec("interplay/Remote-v0", {"url": url})
+    rollout(spec, agent, seeds=[5, 6, 7, 8])
+    gc.collect()
+    opened = count_connections(monkeypatch)
+    again = rollout(spec, agent, seeds=seeds)
+    assert opened == []
+    local = rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds)
+    assert [(t.messages, t.infos, t.manifest["turn_limit"]) for t in again] == [
+        (t.messages, t.infos, t.manifest["turn_limit"]) for t in local]
+    gc.collect()
+
+    # A waiting session the server has closed: the reset goes to a new one.
+    env = RemoteEnv(url)
+    assert env._recycled and opened == []
+    request = openenv_client._Session.request
+    broken = env._session
+
+    async def fails_once(self, message):
+        if self is broken:
+            raise ConnectionResetError("closed by the server")
+        return await request(self, message)
+
+    monkeypatch.setattr(openenv_client._Session, "request", fails_once)
+    assert env.reset(seed=3) == twin("interplay/Maze-v0").reset(seed=3)
+    assert env._session is not broken and not env._recycled
+    env.close()
+
+    # A query before any reset asks a fresh environment, not the last episode's.
+    env = RemoteEnv(url)
+    assert env._recycled
+    count = len(opened)
+    with pytest.raises(RuntimeError, match="before calling `env.reset"):  # as a new session's environment says
+        env.render()
+    assert len(opened) > count and not env._recycled
+    env.close()
+
+
 def test_remote_env_keeps_the_environment_contract(servers):
     from gymnasium.utils.env_checker import check_env
 

@@ -7,7 +7,7 @@ serves a registered id with OpenEnv's ``create_app``: the OpenEnv WebSocket sess
 idle timeout, message size, step time limit). Any OpenEnv client (``openenv.core.GenericEnvClient``, or
 :class:`InterplayClient` here) can play it:
 
-- ``reset`` with ``{"seed": int | None, "options": {...}}``;
+- ``reset`` with ``{"seed": int | None, "options": {...}, "expert_ahead": bool}``;
 - ``step`` with an :class:`InterplayAction` ``{"message": "<the agent's whole reply>"}``; the
   answer is an :class:`InterplayObservation`: ``text`` (the observation), ``info`` (the
   environment's info dict, as JSON), ``terminated``, ``truncated``, plus OpenEnv's ``reward`` and
@@ -22,11 +22,21 @@ uses it for ``expert_action()`` and friends, so the expert's draws happen exactl
 in-process caller would make them. ``interplay serve --no-expert`` answers None instead (for an
 evaluation server that agents must not be able to ask for the answer).
 
+A client that plays the expert asks for the expert's distribution and reply before every step: two round
+trips a turn besides the step. ``reset`` with ``"expert_ahead": true`` saves them: until the episode ends,
+each observation carries ``expert_ahead`` = ``{"probs": ..., "action": ...}``, the answers to those two
+queries for the state it leaves, asked on the server right after the reset or step (in that order, as
+a rollout asks). :class:`RemoteEnv` (``expert_ahead=True``, set by ``rollout`` for an agent that wants
+the expert's replies) answers the first ``expert_action_probs()`` and ``expert_action()`` of each state
+from them and asks the server for any later one, so the expert's draws are those of an in-process run.
+
 Client (``openenv_client``): :class:`RemoteEnv` (registered as ``interplay/Remote-v0``, taking ``url=``,
 one url or a pool) is a ``TextEnv`` whose episodes are played by the server: same observations, rewards,
 info keys and seeded determinism as in-process, so ``interplay.rollout.rollout``, training and
 evaluation use it like any id. Every call waits at most ``timeout`` seconds; a server that dies or stops
-answering raises :class:`RemoteEnvError` (the episode is lost; ``reset()`` starts a new session).
+answering raises :class:`RemoteEnvError` (the episode is lost; ``reset()`` starts a new session). The
+session of a RemoteEnv dropped without ``close()`` serves the next RemoteEnv of the same urls (after
+its reset), for up to ``openenv_client.PARKED_SECONDS``.
 
 Observations, infos and reset options travel as JSON: tuples arrive as lists, numpy scalars as
 Python numbers, non-finite floats as strings (as in ``Trajectory.infos``).

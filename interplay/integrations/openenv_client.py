@@ -15,6 +15,7 @@ uses OpenEnv's client API.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import itertools
 import json
@@ -34,6 +35,7 @@ try:
     from openenv.core.env_client import EnvClient
     from websockets.asyncio.client import ClientConnection, connect
     from websockets.exceptions import ConnectionClosed
+    from websockets.protocol import State as SocketState
 except ImportError as _error:  # pragma: no cover - a tested version has them
     raise ImportError(f"interplay's OpenEnv client cannot import OpenEnv's client or websockets: {INSTALL}") from _error
 
@@ -103,7 +105,7 @@ class _Session:
             await self.socket.send(json.dumps(message, ensure_ascii=False))
         except ConnectionClosed:
             pass  # a server that refused the session sent why before closing: read it below
-        answer = json.loads(await asyncio.wait_for(self.socket.recv(), self.timeout))
+        answer = json.loads(await self.socket.recv())  # within the caller's time limit (_Loop.run's)
         if answer.get("type") == "error":
             data = answer.get("data") or {}
             raise ServerError(str(data.get("message", "unknown error")), str(data.get("code", "UNKNOWN")))
@@ -153,11 +155,30 @@ class _Loop:
             raise
 
 
+#: How long the session of a RemoteEnv dropped without close() waits for the next RemoteEnv of its pool.
+PARKED_SECONDS = 30.0
+#: The most such sessions a pool keeps waiting (each holds one of its server's session slots meanwhile).
+MAX_PARKED = 256
+
+
+class _Parked:
+    """A session left by a dropped RemoteEnv, with its server's url and state, waiting for the next one."""
+
+    def __init__(self, session: _Session, url: str, state: dict[str, Any]) -> None:
+        self.session, self.url, self.state = session, url, state
+
+
 class _Pool:
-    """The servers a RemoteEnv may play on, and where the next session goes (round robin, per process)."""
+    """The servers a RemoteEnv may play on, and where the next session goes (round robin, per process).
+
+    Sessions of RemoteEnvs dropped without ``close()`` (rollout makes one per episode and forgets it) are
+    kept for ``PARKED_SECONDS`` and handed to the next RemoteEnvs of the pool: a training run's next
+    rollout then skips the connection, the server's environment construction and the state request. The
+    next RemoteEnv resets the environment, as a fresh session's would be."""
 
     _turns: dict[tuple[str, ...], itertools.count] = {}
     _served: dict[tuple[str, ...], dict[str, Any]] = {}  # what the pool's first server said it serves
+    _parked: dict[tuple[int, tuple[str, ...]], collections.deque[_Parked]] = {}  # by process and pool
     _lock = threading.Lock()
 
     def __init__(self, urls: Sequence[str]) -> None:
@@ -175,6 +196,43 @@ class _Pool:
                 f"the servers given to RemoteEnv serve different environments: {url} serves {served['env_id']} "
                 f"{served['env_kwargs']}, {first['url']} serves {first['env_id']} {first['env_kwargs']}; a pool "
                 "must serve one id with the same kwargs.")
+
+    def park(self, session: _Session, url: str, state: dict[str, Any], loop: asyncio.AbstractEventLoop) -> bool:
+        """Keep ``session`` for the next RemoteEnv of the pool (False: too many kept already); closed after
+        ``PARKED_SECONDS`` if none takes it."""
+        entry = _Parked(session, url, state)
+        with self._lock:
+            parked = self._parked.setdefault((os.getpid(), self.urls), collections.deque())
+            if len(parked) >= MAX_PARKED:
+                return False
+            parked.append(entry)
+        loop.call_soon_threadsafe(loop.call_later, PARKED_SECONDS, self._expire, entry)
+        return True
+
+    def _expire(self, entry: _Parked) -> None:
+        """(On the loop.) Close a session still waiting after PARKED_SECONDS."""
+        with self._lock:
+            parked = self._parked.get((os.getpid(), self.urls), collections.deque())
+            if not any(e is entry for e in parked):
+                return  # taken
+            parked.remove(entry)
+        asyncio.ensure_future(entry.session.close())
+
+    def take(self) -> _Parked | None:
+        """The longest-waiting open session of the pool, or None."""
+        dead = []
+        with self._lock:
+            parked = self._parked.get((os.getpid(), self.urls))
+            entry = None
+            while parked:
+                candidate = parked.popleft()
+                if candidate.session.socket.state is SocketState.OPEN:
+                    entry = candidate
+                    break
+                dead.append(candidate)
+        for gone in dead:
+            _Loop.get().call_soon_threadsafe(gone.session.abort)
+        return entry
 
     def order(self) -> list[str]:
         """Every url, starting with the one whose turn it is."""
@@ -201,13 +259,23 @@ class RemoteEnv(TextEnv):
     WebSocket session: its own environment on the server, so many can play at once. Observations,
     rewards, ``terminated``/``truncated`` and ``info`` are the served environment's, as JSON (see
     ``interplay.integrations.openenv``). ``system_prompt``, ``expert_action()``,
-    ``expert_action_probs()``, ``outcome()`` and ``render()`` ask the server.
+    ``expert_action_probs()``, ``outcome()`` and ``render()`` ask the server; with ``expert_ahead=True``
+    the server sends the expert's answers for each new state with the reset or step that reached it, and
+    the first ``expert_action_probs()`` and ``expert_action()`` of each state are answered from them with
+    no round trip (the same values: the server asked its expert once, as this call would have).
 
     Kwargs: ``url`` (http://, https://, ws:// or wss://; required), or a list of urls of servers that serve
     the same id and kwargs (a pool: each session goes to the next one in turn, skipping a server at
-    capacity or unreachable); ``timeout`` (seconds to wait for any answer, default 60; above the server's
+    capacity or unreachable); ``expert_ahead`` (default False; ``rollout`` sets it for an agent that
+    plays the expert: the server then asks its expert after every reset and step, which costs an agent
+    that never asks); ``timeout`` (seconds to wait for any answer, default 60; above the server's
     step time limit, so a slow step is heard as truncated), ``connect_timeout`` (default 10). A server is
     contacted at construction, so a wrong url fails at ``gym.make``.
+
+    A RemoteEnv dropped without ``close()`` (as ``rollout`` drops its environments) leaves its session for
+    ``PARKED_SECONDS`` to the next RemoteEnv of the same urls, which resets it before use (an expert, a
+    render or outcome asked before that reset go to a new session): a training run's later rollouts open
+    no connections. ``close()`` ends the session at once.
 
     Errors: a server that cannot be reached, dies or does not answer within ``timeout`` raises
     :class:`RemoteEnvError` and loses the episode: ``step()`` then refuses until ``reset()``, which
@@ -218,8 +286,8 @@ class RemoteEnv(TextEnv):
     #: Each step waits on the network: rollout steps a batch of these at once (``TextEnv.slow_step``).
     slow_step = True
 
-    def __init__(self, url: str | Sequence[str] | None = None, *, timeout: float = 60.0, connect_timeout: float = 10.0,
-                 render_mode: str | None = "ansi") -> None:
+    def __init__(self, url: str | Sequence[str] | None = None, *, expert_ahead: bool = False, timeout: float = 60.0,
+                 connect_timeout: float = 10.0, render_mode: str | None = "ansi") -> None:
         urls = _urls(url)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -230,6 +298,8 @@ class RemoteEnv(TextEnv):
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self._session: _Session | None = None
+        self._state: dict[str, Any] = {}  # what the session's server said at connection
+        self._recycled = False  # the session was another RemoteEnv's (not reset here yet)
         self._lost = False
         self.env_id, self.env_kwargs = "", {}
         state = self._connect_state()
@@ -239,6 +309,10 @@ class RemoteEnv(TextEnv):
         self.max_turns = state.get("max_turns")  # type: ignore[assignment]
         self.system_prompt = state.get("system_prompt", "")
         self._expert = bool(state.get("expert"))
+        #: Ask the server for the expert's answers with each reset and step (from the next reset on).
+        self.expert_ahead = bool(expert_ahead)
+        self._ahead_served = bool(state.get("expert_ahead"))  # older servers do not know reset(expert_ahead=)
+        self._ahead: dict[str, Any] = {}  # the current state's expert answers not yet handed out
 
     # ---- transport ------------------------------------------------------------------------------
     def _connect(self) -> _Session:
@@ -247,8 +321,13 @@ class RemoteEnv(TextEnv):
             self._connect_state()
         return self._session  # type: ignore[return-value]
 
-    def _connect_state(self) -> dict[str, Any]:
-        """Open a session on the next server of the pool that takes it; return that server's state."""
+    def _connect_state(self, recycle: bool = True) -> dict[str, Any]:
+        """A session left by a dropped RemoteEnv of the pool (``recycle``), or else a new one on the next server
+        of the pool that takes it; return that server's state."""
+        parked = self._pool.take() if recycle else None
+        if parked is not None:
+            self._session, self.url, self._state, self._recycled = parked.session, parked.url, parked.state, True
+            return parked.state
         failures = []
         for url in self._pool.order():
             try:
@@ -257,7 +336,7 @@ class RemoteEnv(TextEnv):
                 failures.append(f"{url}: cannot reach it ({type(error).__name__}: {error})")
                 continue
             try:  # a server at capacity accepts the connection, then sends why it refuses the session
-                state = _Loop.run(session.request({"type": "state"}), self.timeout + 5.0)
+                state = _Loop.run(session.request({"type": "state"}), self.timeout)
             except ServerError as error:
                 _Loop.run(session.close(), 5.0)
                 failures.append(f"{url}: {'at capacity' if error.code == 'CAPACITY_REACHED' else 'refused'} ({error})")
@@ -271,7 +350,7 @@ class RemoteEnv(TextEnv):
             except RemoteEnvError:
                 _Loop.run(session.close(), 5.0)
                 raise
-            self._session, self.url = session, url
+            self._session, self.url, self._state, self._recycled = session, url, state, False
             return state
         at_capacity = all("at capacity" in failure for failure in failures)
         advice = ("start the servers with a larger --max-sessions, add servers to the url list, or close other "
@@ -292,7 +371,7 @@ class RemoteEnv(TextEnv):
     def _call(self, message: dict[str, Any], doing: str) -> dict[str, Any]:
         session = self._connect()
         try:
-            return _Loop.run(session.request(message), self.timeout + 5.0)
+            return _Loop.run(session.request(message), self.timeout)
         except ServerError as error:  # the environment raised; the session goes on
             raise RuntimeError(f"the served environment failed to {doing}: {error}") from None
         except Exception as error:  # connection closed or refused, no answer in time, a garbled answer
@@ -302,6 +381,7 @@ class RemoteEnv(TextEnv):
             raise
 
     def _lose(self, doing: str, error: BaseException) -> RemoteEnvError:
+        self._ahead = {}
         self._drop_connection()
         episode_running = not self._finished
         self._finished, self._lost = True, episode_running
@@ -316,6 +396,9 @@ class RemoteEnv(TextEnv):
         return _observation(self._call({"type": "step", "data": data}, doing))
 
     def _query(self, query: str) -> Any:
+        if self._recycled:  # not reset here yet: ask a fresh environment, as a new session would
+            self._drop_connection()
+            self._connect_state(recycle=False)
         return self._step({"query": query}, f"answer {query}").result
 
     # ---- the Gymnasium API ----------------------------------------------------------------------
@@ -325,10 +408,26 @@ class RemoteEnv(TextEnv):
         data: dict[str, Any] = {"seed": seed}
         if options is not None:
             data["options"] = jsonable(options)
-        observation = _observation(self._call({"type": "reset", "data": data}, "reset"))
+        if self.expert_ahead and self._expert and self._ahead_served:
+            data["expert_ahead"] = True
+        self._ahead = {}
+        for attempt in range(3):
+            recycled = self._recycled
+            try:
+                answer = self._call({"type": "reset", "data": data}, "reset")
+                break
+            except RemoteEnvError:
+                if not recycled:  # a recycled session the server has closed since: try another, then a new one
+                    raise
+                self._connect_state(recycle=attempt < 1)
+        observation = _observation(answer)
+        self._recycled = False
+        self._ahead = dict(observation.expert_ahead or {})
         self.turn, self._finished, self._lost = 0, False, False
         if observation.system_prompt is not None:
             self.system_prompt = observation.system_prompt
+        if observation.max_turns is not None:  # the episode's own (Maze sets it at reset)
+            self.max_turns = observation.max_turns
         return observation.text, observation.info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -342,7 +441,9 @@ class RemoteEnv(TextEnv):
             raise TypeError(
                 f"RemoteEnv.step() takes the agent's reply as a str, got {type(action).__name__}: {action!r:.80}"
             )
+        self._ahead = {}
         observation = self._step({"message": action}, "step")
+        self._ahead = dict(observation.expert_ahead or {})
         self.turn = int(observation.info.get("turn", self.turn + 1))
         if observation.terminated or observation.truncated:
             self._finished = True
@@ -359,12 +460,20 @@ class RemoteEnv(TextEnv):
 
     def expert_action(self) -> str | None:
         """The served environment's expert reply (None where it has none, or the server hides it)."""
-        return self._query("expert_action") if self._expert else None
+        if not self._expert:
+            return None
+        if "action" in self._ahead:
+            return self._ahead.pop("action")
+        return self._query("expert_action")
 
     def expert_action_probs(self) -> dict[str, float] | None:
         """The served expert's distribution over its next reply (None where it has none, or the server
         hides the expert)."""
-        return self._query("expert_action_probs") if self._expert else None
+        if not self._expert:
+            return None
+        if "probs" in self._ahead:
+            return self._ahead.pop("probs")
+        return self._query("expert_action_probs")
 
     def close(self) -> None:
         session, self._session = self._session, None
@@ -378,10 +487,12 @@ class RemoteEnv(TextEnv):
     def __del__(self) -> None:
         # Environments are often dropped without close() (rollout makes and forgets them): end the
         # session anyway, without waiting, so the server's session slots are not used up.
+        # The session is kept a while for the next RemoteEnv of the pool (a training run's next rollout).
         session, loop = self.__dict__.get("_session"), _Loop._loop
         if session is not None and loop is not None and _Loop._pid == os.getpid() and not loop.is_closed():
             try:
-                asyncio.run_coroutine_threadsafe(session.close(), loop)
+                if not self._pool.park(session, self.url, self._state, loop):
+                    asyncio.run_coroutine_threadsafe(session.close(), loop)
             except Exception:
                 pass
 

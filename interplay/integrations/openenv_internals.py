@@ -35,10 +35,15 @@ INTERNALS: dict[str, str] = {
     "openenv.core.env_server.ConcurrencyConfig(max_concurrent_envs=)": "the server's session cap; a session over "
                                                                        "it is answered with an error whose code is "
                                                                        "CAPACITY_REACHED, then closed",
-    "openenv.core.env_server.Environment": "InterplayEnvironment subclasses it: reset(seed, episode_id, options), "
-                                           "step(action), the state property, get_metadata(), close(); the /ws "
-                                           "handler awaits step_async when a subclass overrides it (the per-step "
-                                           "time limit lives there) and runs reset in a thread",
+    "openenv.core.env_server.Environment": "InterplayEnvironment subclasses it: reset(seed, episode_id, options, "
+                                           "expert_ahead), step(action), the state property, get_metadata(), "
+                                           "close(); the /ws handler awaits reset_async and step_async when a "
+                                           "subclass overrides them (they run the calls in interplay's call "
+                                           "threads; the per-step time limit lives there)",
+    "Environment.REQUIRES_SINGLE_THREAD_EXECUTOR": "True on InterplayEnvironment: OpenEnv builds every session's "
+                                                   "environment in one shared thread instead of starting a thread "
+                                                   "per session (without it, sessions still work, each connection "
+                                                   "starting a thread)",
     "openenv.core.env_server.Action, Observation, State": "pydantic bases of the wire types; Observation carries "
                                                           "reward and done, State episode_id and step_count",
     "openenv.core.env_server.types.EnvironmentMetadata": "answered on /metadata (name, description, readme_content, "
@@ -52,8 +57,9 @@ INTERNALS: dict[str, str] = {
 
 #: The wire protocol (OpenEnv's /ws) that RemoteEnv speaks, as interplay relies on it.
 WIRE: dict[str, str] = {
-    "reset": '{"type": "reset", "data": {"seed": ..., "options": {...}}} -> {"type": "observation", "data": '
-             '{"observation": {...}, "reward": ..., "done": ...}}',
+    "reset": '{"type": "reset", "data": {"seed": ..., "options": {...}, "expert_ahead": true}} -> {"type": '
+             '"observation", "data": {"observation": {...}, "reward": ..., "done": ...}} (expert_ahead only to a '
+             'server whose state says expert_ahead)',
     "step": '{"type": "step", "data": <action fields>} -> an observation answer, as for reset',
     "state": '{"type": "state"} -> {"type": "state", "data": <State fields>}',
     "close": '{"type": "close"}: the server ends the session',

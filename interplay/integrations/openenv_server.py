@@ -33,15 +33,43 @@ except ImportError as _error:  # pragma: no cover - a tested version has them
 
 from interplay.jsonable import jsonable
 
+#: The most environment calls a server runs at once (its sessions' calls, and any abandoned after their time limit).
+MAX_CALL_THREADS = 1024
+
+_calls: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _call_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads every session's resets, steps and queries run in (one call of a session at a time).
+
+    Shared and kept: a thread per session would be started (and waited for) at every connection, which
+    cost a few milliseconds each on a busy machine, more than a whole cheap episode."""
+    global _calls
+    if _calls is None:
+        _calls = concurrent.futures.ThreadPoolExecutor(MAX_CALL_THREADS, thread_name_prefix="interplay-step")
+    return _calls
+
+
+def _after(future: concurrent.futures.Future | None, call: Any) -> None:
+    """Run ``call`` in a call thread once ``future`` (a call still running, maybe overrunning) is over."""
+    if future is None or future.done():
+        _call_threads().submit(call)
+    else:
+        future.add_done_callback(lambda _: call())
+
 
 class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, InterplayState]):
     """An OpenEnv ``Environment`` around one instance of a registered interplay environment.
 
-    Steps and queries run in this session's own worker thread, awaited for at most ``step_timeout``
-    seconds, so a slow step neither blocks the server's other sessions nor its caller for longer.
+    Resets, steps and queries run in the server's call threads (one call of a session at a time), steps
+    and queries awaited for at most ``step_timeout`` seconds, so a slow step neither blocks the server's
+    other sessions nor its caller for longer.
     """
 
     SUPPORTS_CONCURRENT_SESSIONS = True  # one gym environment per session, nothing shared
+    # OpenEnv then builds every session's environment in one shared thread instead of starting a thread per
+    # session (a few milliseconds each on a busy machine); resets and steps run in the call threads.
+    REQUIRES_SINGLE_THREAD_EXECUTOR = True
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None = None, expert: bool = True,
                  step_timeout: float | None = DEFAULT_LIMITS.step_timeout) -> None:
@@ -53,49 +81,82 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         self.expert = expert and callable(getattr(self.env.unwrapped, "expert_action", None))
         self._episode_id: str | None = None
         self._steps = 0
+        self._ahead = False  # this episode's observations carry the expert's next answers (reset(expert_ahead=True))
 
     def _build(self) -> None:
         from interplay.registry import make
 
         self.env = make(self.env_id, **self.env_kwargs)
-        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="interplay-step")
+        self._last: concurrent.futures.Future | None = None  # the environment's last call (maybe still running)
         self._overran: str | None = None  # why the environment was abandoned, once a call ran over the limit
 
-    def _abandon(self) -> None:
-        """Leave the environment to its worker (close it once the call that overran ends) and build a new one."""
-        env, worker = self.env, self._worker
-        worker.submit(env.close)
-        worker.shutdown(wait=False)
+    def _abandon(self, overran: concurrent.futures.Future | None) -> None:
+        """Leave the environment to its call (close it once the call that overran ends) and build a new one."""
+        _after(overran, self.env.close)
         self._build()
 
     async def _run(self, call: Any, doing: str) -> Any:
-        future = asyncio.wrap_future(self._worker.submit(call))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.step_timeout)
-        except asyncio.TimeoutError:
-            self._overran = (f"the environment took longer than the server's step time limit of {self.step_timeout:g} s "
-                             f"to {doing} (interplay serve --step-timeout); the episode ends here, and the next "
-                             "reset starts a fresh environment")
-            raise
+        self._last = _call_threads().submit(call)
+        future = asyncio.wrap_future(self._last)
+        # asyncio.wait leaves the call running at the time limit (as shield would) and starts no task.
+        done, _ = await asyncio.wait((future,), timeout=self.step_timeout)
+        if done:
+            return future.result()
+        self._overran = (f"the environment took longer than the server's step time limit of {self.step_timeout:g} s "
+                         f"to {doing} (interplay serve --step-timeout); the episode ends here, and the next "
+                         "reset starts a fresh environment")
+        raise asyncio.TimeoutError
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, options: dict[str, Any] | None = None,
-              **kwargs: Any) -> InterplayObservation:
+              expert_ahead: bool = False, **kwargs: Any) -> InterplayObservation:
+        """A new episode. ``expert_ahead=True``: every observation of the episode carries the expert's next
+        answers (``InterplayObservation.expert_ahead``), as if the client asked for them after each call."""
+        return self._reset(self._last, seed, episode_id, options, expert_ahead, kwargs)
+
+    async def reset_async(self, seed: int | None = None, episode_id: str | None = None,
+                          options: dict[str, Any] | None = None, expert_ahead: bool = False,
+                          **kwargs: Any) -> InterplayObservation:
+        """``reset`` in a call thread (the /ws handler awaits this), with no time limit."""
+        last = self._last
+        self._last = _call_threads().submit(self._reset, last, seed, episode_id, options, expert_ahead, kwargs)
+        return await asyncio.wrap_future(self._last)
+
+    def _reset(self, last: concurrent.futures.Future | None, seed: int | None, episode_id: str | None,
+               options: dict[str, Any] | None, expert_ahead: bool, kwargs: dict[str, Any]) -> InterplayObservation:
         if kwargs:
-            raise ValueError(f"unknown reset parameters {sorted(kwargs)}; use seed, episode_id and options.")
+            raise ValueError(f"unknown reset parameters {sorted(kwargs)}; use seed, episode_id, options and "
+                             "expert_ahead.")
         if self._overran is not None:
-            self._abandon()
+            self._abandon(last)  # closed once its overrunning call ``last`` ends
         observation, info = self.env.reset(seed=seed, options=options)
         self._episode_id = episode_id or uuid.uuid4().hex
         self._steps = 0
+        self._ahead = bool(expert_ahead) and self.expert
         return InterplayObservation(
-            text=observation, info=jsonable(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", "")
+            text=observation, info=jsonable(info), system_prompt=getattr(self.env.unwrapped, "system_prompt", ""),
+            max_turns=getattr(self.env.unwrapped, "max_turns", None), expert_ahead=self._expert_ahead(),
         )
 
     def step(self, action: InterplayAction, timeout_s: float | None = None, **kwargs: Any) -> InterplayObservation:
         """The synchronous step (OpenEnv's stateless HTTP ``/step``); WebSocket sessions use ``step_async``."""
         if action.query is not None:
             return self._answer(action.query)
-        return self._observe(*self.env.step(action.message))
+        return self._step_ahead(action.message)
+
+    def _step_ahead(self, message: str) -> InterplayObservation:
+        """Step, then (with expert_ahead, in the same worker call and time limit) ask the expert about the new state."""
+        observation = self._observe(*self.env.step(message))
+        observation.expert_ahead = self._expert_ahead()
+        return observation
+
+    def _expert_ahead(self) -> dict[str, Any] | None:
+        """The expert's answers for the current state, asked in the order a rollout asks (its distribution, then
+        its reply), or None: not asked for, or the episode is over (a rollout asks nothing then)."""
+        base = self.env.unwrapped
+        if not self._ahead or getattr(base, "finished", False):
+            return None
+        probs = base.expert_action_probs()
+        return {"probs": jsonable(probs), "action": jsonable(base.expert_action())}
 
     async def step_async(self, action: InterplayAction, timeout_s: float | None = None,
                          **kwargs: Any) -> InterplayObservation:
@@ -109,7 +170,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             except asyncio.TimeoutError:
                 raise RuntimeError(self._overran) from None
         try:
-            return self._observe(*await self._run(functools.partial(self.env.step, action.message), "step"))
+            return await self._run(functools.partial(self._step_ahead, action.message), "step")
         except asyncio.TimeoutError:
             return self._truncated()
 
@@ -156,6 +217,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
             finished=self._overran is not None or bool(getattr(base, "finished", self._episode_id is None)),
             deterministic=bool(getattr(base, "deterministic", True)),
             expert=self.expert,
+            expert_ahead=self.expert,
             max_turns=getattr(base, "max_turns", None),
             system_prompt=getattr(base, "system_prompt", ""),
         )
@@ -173,8 +235,10 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         )
 
     def close(self) -> None:
-        self._worker.submit(self.env.close)  # after any call still running there
-        self._worker.shutdown(wait=False)
+        _after(self._last, self.env.close)  # after any call still running
+
+
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
 
 
 class IdleTimeout:
@@ -201,7 +265,10 @@ class IdleTimeout:
             if closed:
                 return {"type": "websocket.disconnect", "code": 1001}
             try:
-                return await asyncio.wait_for(receive(), self.seconds)
+                if _timeout is None:  # Python 3.10
+                    return await asyncio.wait_for(receive(), self.seconds)
+                async with _timeout(self.seconds):  # no task per message, unlike wait_for
+                    return await receive()
             except asyncio.TimeoutError:
                 closed = True
                 await send({"type": "websocket.close", "code": 1001,

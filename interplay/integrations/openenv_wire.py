@@ -45,7 +45,15 @@ class InterplayObservation(Observation):
     system_prompt: str | None = Field(
         default=None, description="At reset: what an agent should put in its system message."
     )
+    max_turns: int | None = Field(default=None, description="At reset: the episode's turn limit (an environment "
+                                  "may set it at reset, as Maze does).")
     result: Any = Field(default=None, description="The answer to a query action.")
+    expert_ahead: dict[str, Any] | None = Field(
+        default=None,
+        description="Only when the episode's reset asked for it (reset(expert_ahead=True)) and the episode goes "
+        "on: the expert's answers for the state this observation leaves, computed right after the reset or "
+        "step, in this order: `probs` (expert_action_probs()) and `action` (expert_action()).",
+    )
 
 
 class InterplayState(State):
@@ -57,6 +65,9 @@ class InterplayState(State):
     finished: bool = Field(default=True, description="No episode is running (over, or no reset yet).")
     deterministic: bool = Field(default=True, description="Same seed and actions give the same episode.")
     expert: bool = Field(default=False, description="The server answers expert_action(_probs) queries.")
+    expert_ahead: bool = Field(default=False, description="reset(expert_ahead=True) makes every observation "
+                               "of the episode carry the expert's next answers (`expert_ahead`), saving two "
+                               "queries a turn to a client that plays the expert.")
     max_turns: int | None = Field(default=None, description="The environment's turn limit.")
     system_prompt: str = Field(default="", description="What an agent should put in its system message.")
 
