@@ -185,7 +185,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="smollm2-math",
             description="MathFeedback-v0 difficulty 1 (3 attempts with a teacher's feedback), SmolLM2-135M-Instruct "
-                        "with a LoRA adapter (r 16, every linear layer); ~45 min on 2 CPU cores",
+                        "with a LoRA adapter (r 16, every linear layer); 45-50 min on 2 CPU cores",
             # The real model solves about a fifth of these untrained (interplay bench), so every stage has room.
             # The expert writes its one-line working before the boxed answer: something for SFT to imitate.
             sft=ImitationConfig(env="interplay/MathFeedback-v0", env_kwargs=dict(SMOLLM2_MATH_KWARGS),
