@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_real_models import max_logprob_error
 
 from interplay import models
 from interplay.agents import HFAgent
@@ -70,14 +71,7 @@ def test_wrong_file_and_missing_package_say_what_to_install(tmp_path):
 def test_plays_token_exactly_and_greedy_equals_generate(smollm):
     model, tokenizer = smollm
     sampled = rollout(EPISODES, HFAgent(model, tokenizer, seed=0, max_new_tokens=12), max_turns=2)
-    worst = 0.0
-    for t in sampled:
-        ids = torch.tensor([t.prompt_ids + t.completion_ids])
-        with torch.no_grad():
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-        forced = logprobs.gather(-1, ids[0, 1:, None])[:, 0][len(t.prompt_ids) - 1:]
-        mask = torch.tensor(t.agent_mask, dtype=torch.bool)
-        worst = max(worst, (forced[mask] - torch.tensor(t.logprobs)[mask]).abs().max().item())
+    worst = max_logprob_error(model, sampled)
     assert worst < 1e-4, worst
     greedy = HFAgent(model, tokenizer, temperature=0.0, max_new_tokens=8)
     stop = sorted(greedy.encoder.stop_ids)
