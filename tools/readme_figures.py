@@ -258,12 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(changes) or "no verdict changed")
     if args.smollm2:
         report = json.loads((Path(args.smollm2) / "report.json").read_text())
-        summary = demo_summary(report, "interplay pipeline --preset smollm2-math --out runs/smollm2-math")
+        summary = demo_summary(report, "OMP_NUM_THREADS=1 interplay pipeline --preset smollm2-math --out runs/smollm2-math")
         (FIGURES / "smollm2.json").write_text(json.dumps(summary, indent=1) + "\n")
         shutil.copyfile(Path(args.smollm2) / "pass_at_k.png", FIGURES / REAL_MODEL_PLOT)
     if args.bench:
         reports = [json.loads((Path(d) / "bench.json").read_text()) for d in args.bench]
-        commands = [f"interplay bench {r['model']} --episodes {r['episodes']}" for r in reports]
+        commands = [f"OMP_NUM_THREADS=1 interplay bench {r['model']} --episodes {r['episodes']}" for r in reports]
         (FIGURES / "bench.json").write_text(json.dumps(bench_summary(reports, commands), indent=1) + "\n")
     text = README.read_text()
     new = rendered_readme(text)
