@@ -39,6 +39,9 @@ def test_resolves_offline_to_a_checked_safetensors_checkpoint(smollm):
     assert model.config.model_type == "llama" and model.config.num_hidden_layers == 30
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     assert tokenizer.convert_ids_to_tokens(model.generation_config.eos_token_id) == "<|im_end|>"
+    # The template's default system prompt, role headers removed and its own words kept.
+    assert HFAgent(model, tokenizer).encoder.quirks()["default_system_prompt"] == (
+        "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
 
 
 def test_a_local_hugging_face_cache_wins(tmp_path, monkeypatch):

@@ -434,7 +434,8 @@ class ChatEncoder:
         less special tokens and role names (e.g. Qwen2.5's "You are Qwen, ...")."""
         ids = self.encode(head)
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        text = re.sub(r"(?i)\b(system|user|assistant|model)\b|\[/?INST\]|:", " ", text).strip()
+        # Role names only where they head a line: "You are a helpful AI assistant" keeps its "assistant".
+        text = re.sub(r"(?im)^\s*(system|user|assistant|model)\b:?|\[/?INST\]", " ", text).strip()
         return text if len(text.split()) >= 3 else None
 
     def fingerprint(self) -> dict[str, Any]:
