@@ -25,7 +25,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 FORMAT = 1  # bump when the converted checkpoint's layout changes: it names the cache directory
 
@@ -40,7 +39,7 @@ class CatalogueModel:
     extra: str  # interplay's optional extra that installs it
     gguf_sha256: str  # of the GGUF file, checked before converting
     licence: str
-    description: str  # what it is, in one line (the README and `interplay model --list` show it)
+    description: str  # what it is, in one line (`interplay model --help` shows it)
     locate: Callable[[Path], Path]  # scratch dir -> the GGUF file (packages ship or assemble it)
 
     @property
@@ -174,9 +173,3 @@ def _convert_file(model: CatalogueModel, gguf: Path, out: Path) -> Path:
               "package_version": importlib.metadata.version(model.package)}
     (out / "interplay_model.json").write_text(json.dumps(source, indent=1))
     return out
-
-
-def describe() -> list[dict[str, Any]]:
-    """One row per catalogue model (for ``interplay model --list``)."""
-    return [{"name": m.name, "hub_id": m.hub_id, "offline copy": m.requirement, "extra": m.extra,
-             "licence": m.licence, "description": m.description} for m in CATALOGUE.values()]
