@@ -33,7 +33,7 @@ def _chat_template_kwargs(text: str | None) -> dict[str, Any]:
     return _json_object(text, "--chat-template-kwargs", '{"enable_thinking": false}')
 
 
-def _agent(args: argparse.Namespace, model: str | None = None) -> Any:
+def _agent(args: argparse.Namespace, model: str | None = None, seed: int | None = None) -> Any:
     from interplay.agents import from_spec
 
     model = model or args.model
@@ -43,6 +43,8 @@ def _agent(args: argparse.Namespace, model: str | None = None) -> Any:
     if not model.startswith("openai:"):
         sampling.update(chat_template_kwargs=_chat_template_kwargs(args.chat_template_kwargs),
                         thinking_budget=args.thinking_budget)
+        if seed is not None and not model.startswith("vllm:"):
+            sampling["seed"] = seed
     return from_spec(model, **sampling)
 
 
@@ -128,7 +130,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from interplay.evaluation import evaluate
+    from interplay.games import eval_command, is_two_player_game
 
+    if is_two_player_game(args.env):  # win/draw/loss by seat against fixed opponents; ratings with --models
+        return eval_command(args, lambda name: _agent(args, name, seed=args.seed_start))
     names = args.models or [args.model]
     if len(set(names)) != len(names):
         raise ValueError(f"--models lists a model twice: {names}; give each checkpoint once.")
@@ -179,6 +184,10 @@ def _stage(name: str) -> tuple[type, type, Any, Any]:
         return _stage_class(name), SFTConfig, sft_defaults(), train_imitation
     from trl import GRPOConfig
 
+    if name == "selfplay":
+        from interplay.training.selfplay import selfplay_defaults, train_selfplay
+
+        return _stage_class(name), GRPOConfig, selfplay_defaults(), train_selfplay
     from interplay.training.grpo import grpo_defaults, train_grpo
 
     return _stage_class(name), GRPOConfig, grpo_defaults(), train_grpo
@@ -280,6 +289,9 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
         raise SystemExit(f"interplay train {args.stage}: give --output-dir DIR (where checkpoints and the model go).")
     resume = args.resume if args.resume != "latest" else True
     result = train(config, trl_args, resume=resume)
+    if hasattr(result, "summary"):  # self-play: its own report (win/draw/loss by seat)
+        print(result.summary())
+        return 0
     score = result.heldout[-1] if result.heldout else {}
     print(f"saved {result.output_dir} in {result.seconds:.0f} s; held-out success rate (greedy, "
           f"{config.eval_episodes} tasks): {score.get('heldout/success_rate', float('nan')):.3f}")
@@ -413,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.set_defaults(func=cmd_rollout)
 
-    p = sub.add_parser("eval", help="success rate, pass@k and coverage on held-out seeds")
+    p = sub.add_parser("eval", help="success rate, pass@k and coverage on held-out seeds; on two-player games, "
+                       "win/draw/loss by seat against fixed opponents and ratings")
     p.add_argument("--env", required=True)
     p.add_argument("-n", type=int, default=100, help="number of held-out tasks (seeds)")
     p.add_argument("--samples", type=int, default=1, help="episodes per task")
@@ -425,14 +438,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also the coverage profile: each model's log-likelihood of the expert's episodes")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write pass@k, success-by-turn (and coverage) PNG plots and results.json here")
+    p.add_argument("--opponents", default=None, metavar="LIST",
+                   help="two-player games: fixed opponents, comma-separated from random,builtin,expert (default: "
+                   "all the game has); -n is then games per seat and opponent")
+    p.add_argument("--error-allowance", type=int, default=1,
+                   help="two-player games: rejected moves in a row a seat may make before it loses (default 1)")
+    p.add_argument("--max-plies", type=int, default=100,
+                   help="two-player games: moves before a game is cut as a timeout draw (default 100)")
     _add_sampling(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("train", help="train a model: imitation (sft) or multi-turn RL (grpo), on TRL")
+    p = sub.add_parser("train", help="train a model: imitation (sft), multi-turn RL (grpo) or self-play (selfplay), "
+                       "on TRL")
     stages = p.add_subparsers(dest="stage", required=True)
     for stage, config, trl_config, what in (
         ("sft", "ImitationConfig", "SFTConfig", "imitation on expert play (offline or --mode dagger)"),
         ("grpo", "GRPOTrainingConfig", "GRPOConfig", "multi-turn GRPO on whole episodes"),
+        ("selfplay", "SelfPlayConfig", "GRPOConfig", "self-play on a two-player TextArena game (SPIRAL's RAE)"),
     ):
         q = stages.add_parser(stage, help=what, description=(
             f"{what}. The flags below are interplay's ({config}); every field of TRL's {trl_config} is accepted "
@@ -548,6 +570,10 @@ def _stage_class(stage: str) -> type:
     # interplay.training.config imports neither torch nor TRL, so building the parser stays fast.
     from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 
+    if stage == "selfplay":
+        from interplay.training.selfplay import SelfPlayConfig
+
+        return SelfPlayConfig
     return ImitationConfig if stage == "sft" else GRPOTrainingConfig
 
 

@@ -1,0 +1,193 @@
+"""Matches: two players at a two-player TextArena game, many games at once, each seat recorded as its own episode.
+
+``play_matches(game, pairings, seeds)`` plays one game per pairing ``(seat 0 player, seat 1 player)``; a
+player is an ``Agent`` (a model, or any interplay agent) or the name of a fixed opponent (``"random"``,
+``"builtin"``, ``"expert"``: ``interplay.envs.textarena.duel``). Each round asks every live game for the
+seat to move; fixed opponents answer at once, and the games waiting on one agent are asked in one batch
+(``agent.act``: each seat's whole chat, so a seat's turns need not line up across games). The same agent
+object may sit in both seats of a game (self-play): each seat is still its own chat.
+
+Each agent-played seat becomes a ``Trajectory`` (``Match.trajectories[seat]``) exactly as ``interplay.rollout``
+records one: its chat (its observations: the other seat's moves and TextArena's messages, as environment
+turns), ``prompt_ids``, ``completion_ids`` with ``agent_mask`` 1 on the seat's own sampled ids and 0 on
+everything else, ``logprobs``, ``reply_starts``; one reward, at the seat's last move (``RewardRules``).
+Each reply is sampled from a fresh render of the seat's chat; where that render does not extend the ids
+recorded so far (a reply whose text re-tokenizes differently), the environment turn is the template's delta
+instead and ``manifest["resynced"]`` counts it. Each manifest's ``match`` holds both seats' players, the
+game's every move and each seat's result, which the viewer shows (``interplay view``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from interplay.agents.base import Agent, Reply, as_reply
+from interplay.envs.textarena.duel import FIXED_OPPONENTS, Duel, RewardRules, SeatResult, env_game
+from interplay.jsonable import jsonable
+from interplay.rollout import Trajectory
+
+#: A seat's player: an agent, or a fixed opponent's name.
+Player = Union[Agent, str]
+
+
+def player_name(player: Player) -> str:
+    return player if isinstance(player, str) else str(getattr(player, "name", type(player).__name__))
+
+
+@dataclass
+class Match:
+    """One finished game: its seed, both players' names, each seat's result and reward, the agent seats' episodes."""
+
+    game: str
+    seed: int
+    players: tuple[str, str]
+    results: tuple[SeatResult, SeatResult]
+    rewards: tuple[float, float]
+    plies: int
+    moves: list[dict[str, Any]]
+    trajectories: dict[int, Trajectory] = field(default_factory=dict)
+
+
+class _Seat:
+    """One agent-played seat's chat and token record."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.prompt_ids: list[int] = []
+        self.completion_ids: list[int] = []
+        self.agent_mask: list[int] = []
+        self.logprobs: list[float] = []
+        self.reply_starts: list[int] = []
+        self.infos: list[dict[str, Any]] = [{}]
+        self.invalid = 0
+        self.resynced = 0
+        self.new: list[dict[str, Any]] = []
+
+    def observe(self, text: str) -> None:
+        self.new = [{"role": "user", "content": text}]
+        self.messages += self.new
+
+    def record(self, reply: Reply, encoder: Any, invalid: bool) -> None:
+        self.messages.append({"role": "assistant", "content": reply.text})
+        self.infos.append({"invalid_action": invalid})
+        self.invalid += invalid
+        if encoder is None or reply.token_ids is None:
+            return
+        context = list(reply.context_ids or [])
+        if not self.reply_starts:
+            self.prompt_ids = context
+        else:
+            before = self.prompt_ids + self.completion_ids
+            if context[:len(before)] == before:
+                delta = context[len(before):]
+            else:  # the fresh render does not extend the recorded ids: the template's delta instead
+                last = self.completion_ids[self.reply_starts[-1]:]
+                delta = encoder.close(last) + encoder.delta(self.new, None)
+                self.resynced += 1
+            self.completion_ids += delta
+            self.agent_mask += [0] * len(delta)
+            self.logprobs += [0.0] * len(delta)
+        self.reply_starts.append(len(self.completion_ids))
+        self.completion_ids += list(reply.token_ids)
+        self.agent_mask += list(reply.token_mask) if reply.token_mask is not None else [1] * len(reply.token_ids)
+        self.logprobs += list(reply.logprobs) if reply.logprobs is not None else [0.0] * len(reply.token_ids)
+
+
+def _check_player(player: Any, game: str) -> None:
+    if isinstance(player, str):
+        if player not in FIXED_OPPONENTS:
+            raise ValueError(f"unknown fixed opponent {player!r}; fixed opponents: {', '.join(FIXED_OPPONENTS)} "
+                             "(or pass an Agent).")
+    elif not isinstance(player, Agent):
+        raise TypeError(f"a player is an interplay Agent or a fixed opponent's name, got {type(player).__name__}.")
+
+
+def play_matches(game: str, pairings: Sequence[tuple[Player, Player]], seeds: Sequence[int], *,
+                 rules: RewardRules | None = None, error_allowance: int | None = 1, max_plies: int = 200,
+                 labels: Sequence[tuple[str, str]] | None = None) -> list[Match]:
+    """Play one game of ``game`` (``interplay/TextArena-<Game>-v0`` or a base name) per pairing, from the seed
+    of the same index; see the module docstring. ``labels``: the players' names to record (default: theirs)."""
+    base = env_game(game)
+    if len(pairings) != len(seeds):
+        raise ValueError(f"got {len(pairings)} pairings for {len(seeds)} seeds; give one seed per game.")
+    for pair in pairings:
+        if len(pair) != 2:
+            raise ValueError(f"a pairing is (seat 0 player, seat 1 player), got {pair!r:.80}.")
+        for player in pair:
+            _check_player(player, base)
+    rules = rules or RewardRules()
+    duels = [Duel(base, error_allowance=error_allowance, max_plies=max_plies).start(int(s)) for s in seeds]
+    seats: dict[tuple[int, int], _Seat] = {(g, s): _Seat() for g, pair in enumerate(pairings)
+                                           for s in (0, 1) if not isinstance(pair[s], str)}
+    live = list(range(len(duels)))
+    while live:
+        asks: dict[int, list[tuple[int, int]]] = {}
+        agents: dict[int, Agent] = {}
+        for g in live:
+            duel = duels[g]
+            while not duel.done:  # fixed opponents move at once
+                seat = duel.to_move
+                player, text = pairings[g][seat], duel.observe(seat)
+                if not isinstance(player, str):
+                    seats[(g, seat)].observe(text)
+                    asks.setdefault(id(player), []).append((g, seat))
+                    agents[id(player)] = player
+                    break
+                duel.act(seat, duel.fixed_move(seat, player))
+        for key, rows in asks.items():
+            agent = agents[key]
+            replies = agent.act([seats[row].messages for row in rows])
+            if len(replies) != len(rows):
+                raise RuntimeError(f"agent {player_name(agent)!r} returned {len(replies)} replies for {len(rows)} chats.")
+            for (g, seat), reply in zip(rows, replies):
+                reply = as_reply(reply)
+                invalid = duels[g].act(seat, reply.text)
+                seats[(g, seat)].record(reply, agent.encoder, invalid)
+        live = [g for g in live if not duels[g].done]
+    return [_match(base, g, duels[g], pairings[g], int(seeds[g]), seats, rules,
+                   labels[g] if labels is not None else None) for g in range(len(duels))]
+
+
+def _match(base: str, g: int, duel: Duel, pair: tuple[Player, Player], seed: int, seats: dict[tuple[int, int], _Seat],
+           rules: RewardRules, label: tuple[str, str] | None) -> Match:
+    results = duel.results()
+    names = tuple(label) if label is not None else (player_name(pair[0]), player_name(pair[1]))
+    rewards = (rules.reward(results[0]), rules.reward(results[1]))
+    match = Match(base, seed, names, results, rewards, duel.plies, list(duel.moves))
+    record = {"players": list(names), "moves": match.moves,
+              "results": [{"outcome": r.outcome, "reason": r.reason} for r in results], "rewards": list(rewards)}
+    for s in (0, 1):
+        seat = seats.get((g, s))
+        if seat is not None:
+            match.trajectories[s] = _trajectory(base, duel, seed, s, seat, pair[s], results[s], rewards[s], record)
+    return match
+
+
+def _trajectory(base: str, duel: Duel, seed: int, s: int, seat: _Seat, player: Agent, result: SeatResult,
+                reward: float, record: dict[str, Any]) -> Trajectory:
+    final = duel.observe(s)
+    seat.messages.append({"role": "user", "content": f"{final}\nGame over: {result.outcome} ({result.reason})".strip()})
+    turns = sum(m["role"] == "assistant" for m in seat.messages)
+    encoder = player.encoder
+    prompt = seat.prompt_ids
+    if encoder is not None and not prompt:  # the seat never moved: its observations as the prompt, no completion
+        prompt = encoder.prompt(seat.messages)
+    seat.infos[-1] = {**seat.infos[-1], "success": result.outcome == "win", "outcome": result.outcome}
+    env_id = f"interplay/TextArena-{base}-v0"
+    return Trajectory(
+        env_id=env_id, env_kwargs={}, seed=seed, messages=seat.messages, prompt_ids=prompt,
+        completion_ids=seat.completion_ids, agent_mask=seat.agent_mask, logprobs=seat.logprobs,
+        rewards=[0.0] * (turns - 1) + [reward] if turns else [], reward=reward if turns else 0.0,
+        success=result.outcome == "win", outcome=f"{result.outcome}: {result.reason}", turns=turns,
+        invalid_actions=seat.invalid, terminated=result.reason != "timeout", truncated=result.reason == "timeout",
+        infos=jsonable(seat.infos), group=0,
+        manifest={"env_id": env_id, "env_kwargs": {}, "seed": seed, "seat": s, "agent": player_name(player),
+                  "agent_class": type(player).__name__, "resynced": seat.resynced, "match": jsonable(record),
+                  "sampling": jsonable(player.sampling_params())},
+        reply_starts=list(seat.reply_starts) if encoder is not None else None,
+    )
+
+
+__all__ = ["Match", "Player", "play_matches", "player_name"]

@@ -1,0 +1,335 @@
+"""Self-play on two-player zero-sum TextArena games, on interplay's multi-turn GRPO through TRL.
+
+SPIRAL (Liu et al. 2025, "SPIRAL: Self-Play on Zero-Sum Games Incentivizes Reasoning via Multi-Agent Multi-Turn
+Reinforcement Learning"): the policy plays both seats of a game against itself and learns from both, with
+role-conditioned advantage estimation (RAE) in place of GRPO's group baseline.
+
+- Episodes: the prompt dataset holds task keys (``interplay/TextArena-TicTacToe-v0 seed=12``); the rollout takes
+  them in pairs. Each pair draws an opponent from the pool (``SelfPlayConfig.opponents``): ``self`` plays one game
+  with the current policy in both seats (two rows: seat 0's and seat 1's episodes); any other opponent plays two
+  games, the policy first in one and second in the other. Every row is one policy seat's episode
+  (``interplay.matches``): its own replies are agent tokens (``env_mask`` 1), the other seat's moves and the
+  game's messages are environment turns (0), so the two seats of a self-play game are masked and credited apart.
+- Rewards (``interplay.envs.textarena.duel.RewardRules``): win +1, loss -1, draw ``draw_reward``; a seat that
+  loses by illegal moves (more than ``error_allowance`` rejected moves in a row) gets ``illegal_reward`` and
+  the other seat wins; a game cut at ``max_plies`` moves is a draw worth ``timeout_reward`` to both.
+- RAE: a running baseline per (game, role) ``b <- decay * b + (1 - decay) * mean R`` over the batch's episodes of
+  that role (starting at the first batch's mean), then ``A = R - b`` for each episode of the role; every agent
+  token of the episode gets ``A`` (``EpisodeReward``'s advantage terms replace TRL's group advantages in
+  ``CritiqueGRPOTrainer``). The baselines are logged (``selfplay/baseline_seat<k>``) and restart on resume.
+- Opponent pool: comma-separated ``name[:weight]``: ``self``; ``past`` (a snapshot of the policy taken at the
+  first step and every ``past_every`` steps, the newest ``past_keep`` kept in memory, one drawn uniformly);
+  ``random``, ``builtin``, ``expert`` (fixed opponents, ``expert`` where the game has one); ``model=PATH`` (a
+  saved checkpoint). Weights are normalized. Opponents other than ``self`` are not trained.
+
+``interplay train selfplay --env interplay/TextArena-TicTacToe-v0 --output-dir runs/sp``; at the end the model
+plays ``eval_games`` games per seat against each of ``eval_opponents`` (``interplay.games.evaluate_game``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from interplay.envs.textarena.duel import RewardRules, env_game, fixed_opponents
+from interplay.seeds import TRAIN_SEED_START, check_train_seeds, task_key, train_seeds
+from interplay.training.config import LoraSettings
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class SelfPlayConfig:
+    """interplay's side of a self-play run (TRL's ``GRPOConfig`` holds the optimizer and sampling side)."""
+
+    env: str = field(default="interplay/TextArena-TicTacToe-v0", metadata=_help(
+        "a two-player TextArena game, interplay/TextArena-<Game>-v0 (TicTacToe, ConnectFour, Nim, KuhnPoker, ...)"))
+    model: str = field(default="tiny", metadata=_help("'tiny', a catalogue name, a checkpoint directory or an HF id"))
+    opponents: str = field(default="self", metadata=_help(
+        "opponent pool, comma-separated name[:weight] of self, past, random, builtin, expert, model=PATH "
+        "(default: self)"))
+    past_every: int = field(default=10, metadata=_help("steps between snapshots of the policy for 'past' (default 10)"))
+    past_keep: int = field(default=4, metadata=_help("newest policy snapshots kept for 'past' (default 4)"))
+    baseline_decay: float = field(default=0.95, metadata=_help(
+        "RAE: decay of the running baseline per game and role (SPIRAL's alpha, default 0.95)"))
+    error_allowance: int | None = field(default=1, metadata=_help(
+        "rejected moves in a row a seat may make; the next loses the game (default 1, TextArena's rule)"))
+    max_plies: int = field(default=100, metadata=_help("moves (both seats') before a game is cut as a timeout draw"))
+    draw_reward: float = field(default=0.0, metadata=_help("reward of a draw to both seats (default 0)"))
+    illegal_reward: float = field(default=-1.0, metadata=_help("reward of the seat that loses by illegal moves"))
+    timeout_reward: float = field(default=0.0, metadata=_help("reward to both seats of a game cut at max_plies"))
+    max_new_tokens: int = field(default=16, metadata=_help("tokens per reply (default 16)"))
+    seed_start: int = field(default=TRAIN_SEED_START, metadata=_help("first training seed of the games"))
+    eval_games: int = field(default=50, metadata=_help(
+        "games per seat against each eval opponent after training (0: no evaluation)"))
+    eval_opponents: str = field(default="random,builtin", metadata=_help("fixed opponents of the final evaluation"))
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "JSON object passed to the chat template, e.g. '{\"enable_thinking\": false}'"))
+    thinking_budget: int | None = field(default=None, metadata=_help("reasoning models: thinking tokens per reply"))
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    fused_lm_head: bool | None = field(default=None, metadata=_help("TRL's fused LM head (default: on a GPU only)"))
+
+    def __post_init__(self) -> None:
+        self.lora = LoraSettings.of(self.lora)
+        self.game = env_game(self.env)
+        self.pool = parse_pool(self.opponents, self.game)
+        for name in ("past_every", "past_keep", "max_plies", "max_new_tokens", "eval_games"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name in ("past_every", "eval_games") else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if name in ('past_every', 'eval_games') else 'positive'}"
+                                 f" integer, got {value!r}.")
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}.")
+        if self.error_allowance is not None and (not isinstance(self.error_allowance, int) or self.error_allowance < 0):
+            raise ValueError(f"error_allowance must be None or an integer >= 0, got {self.error_allowance!r}.")
+        known = fixed_opponents(self.game)
+        for name in self.eval_opponents.split(",") if self.eval_opponents else []:
+            if name not in known:
+                raise ValueError(f"eval_opponents: {self.game} has no fixed opponent {name!r}; it has {', '.join(known)}.")
+
+    @property
+    def rules(self) -> RewardRules:
+        return RewardRules(draw=self.draw_reward, illegal=self.illegal_reward, timeout=self.timeout_reward)
+
+
+def parse_pool(spec: str, game: str) -> dict[str, float]:
+    """``"self:0.5,past:0.25,random:0.25"`` -> normalized weights by name (see the module docstring)."""
+    allowed = ["self", "past", *fixed_opponents(game)]
+    pool: dict[str, float] = {}
+    for entry in (e.strip() for e in spec.split(",") if e.strip()):
+        name, weight = entry, 1.0
+        head, _, tail = entry.rpartition(":")
+        if head:
+            try:
+                name, weight = head, float(tail)
+            except ValueError:
+                pass
+        if name not in allowed and not name.startswith("model="):
+            raise ValueError(f"opponents: unknown {name!r}; {game} takes {', '.join(allowed)} or model=PATH, each "
+                             "with an optional :weight, e.g. 'self:0.5,past:0.25,random:0.25'.")
+        if not weight > 0:
+            raise ValueError(f"opponents: weight of {name!r} must be > 0, got {weight!r}.")
+        pool[name] = pool.get(name, 0.0) + weight
+    if not pool:
+        raise ValueError("opponents is empty; give e.g. 'self' or 'self:0.5,random:0.5'.")
+    total = sum(pool.values())
+    return {name: weight / total for name, weight in pool.items()}
+
+
+class OpponentPool:
+    """Draws each pair's opponent; keeps the policy snapshots of ``past`` and the agents of ``model=PATH``."""
+
+    def __init__(self, config: SelfPlayConfig) -> None:
+        self.config = config
+        self.names, self.weights = list(config.pool), np.array(list(config.pool.values()))
+        self.snapshots: list[tuple[int, Any]] = []
+        self.models: dict[str, Any] = {}
+
+    def refresh(self, step: int, model: Any, make_agent: Any) -> None:
+        """Snapshot the policy for ``past`` at the first step and every ``past_every`` steps."""
+        if "past" not in self.names:
+            return
+        if not self.snapshots or (self.config.past_every and step - self.snapshots[-1][0] >= self.config.past_every):
+            snapshot = copy.deepcopy(model).eval()
+            for parameter in snapshot.parameters():
+                parameter.requires_grad_(False)
+            agent = make_agent(snapshot)
+            agent.name = f"past@{step}"
+            self.snapshots = (self.snapshots + [(step, agent)])[-self.config.past_keep:]
+
+    def draw(self, rng: np.random.Generator, make_agent: Any) -> tuple[str, Any]:
+        """``(kind, player)``: the pool entry drawn and who plays it (the policy is ``None``)."""
+        name = self.names[int(rng.choice(len(self.names), p=self.weights))]
+        if name == "self":
+            return name, None
+        if name == "past":
+            return name, self.snapshots[int(rng.integers(len(self.snapshots)))][1]
+        if name.startswith("model="):
+            if name not in self.models:
+                from interplay import models
+
+                self.models[name] = make_agent(models.load(name[len("model="):])[0])
+                self.models[name].name = name
+            return name, self.models[name]
+        return name, name
+
+
+def make_selfplay_rollout(config: SelfPlayConfig, pool: OpponentPool) -> Any:
+    """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: prompts in pairs, one policy seat per row."""
+    from interplay.agents.hf import HFAgent
+    from interplay.matches import play_matches
+    from interplay.training.common import agent_kwargs
+    from interplay.training.grpo import episode_fields, parse_task_prompt
+
+    def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, list]:
+        if len(prompts) % 2:
+            raise ValueError(f"self-play takes prompts in pairs, got {len(prompts)}: use an even "
+                             "per_device_train_batch_size.")
+        model, tokenizer, args = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, trainer.args
+
+        def make_agent(m: Any) -> HFAgent:
+            return HFAgent(m, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
+                           max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
+
+        step = trainer.state.global_step
+        pool.refresh(step, model, make_agent)
+        policy = make_agent(model)
+        policy.name = "policy"
+        pairings, seeds, rows, kinds = [], [], [], []
+        for k in range(0, len(prompts), 2):
+            env_id, seed = parse_task_prompt(prompts[k])
+            if env_id != config.env:
+                raise ValueError(f"prompt names {env_id!r} but this run plays {config.env!r}.")
+            kind, opponent = pool.draw(np.random.default_rng([seed, step, k]), make_agent)
+            g = len(pairings)
+            if opponent is None:
+                pairings.append((policy, policy))
+                seeds.append(seed)
+                rows += [(g, 0), (g, 1)]
+            else:
+                pairings += [(policy, opponent), (opponent, policy)]
+                seeds += [seed, seed]
+                rows += [(g, 0), (g + 1, 1)]
+            kinds += [kind, kind]
+        matches = play_matches(config.game, pairings, seeds, rules=config.rules,
+                               error_allowance=config.error_allowance, max_plies=config.max_plies)
+        played = [matches[g].trajectories[s] for g, s in rows]
+        out = episode_fields(played, tokenizer.eos_token_id)
+        out["reward"] = [matches[g].rewards[s] for g, s in rows]
+        out["role"] = [s for _, s in rows]
+        out["opponent"] = kinds
+        return out
+
+    return rollout_func
+
+
+def role_advantages(rewards: Sequence[float], roles: Sequence[int], baselines: dict[Any, float], decay: float,
+                    game: str = "") -> list[float]:
+    """SPIRAL's RAE: per role, update ``baselines[(game, role)]`` with the batch mean (EMA, ``decay``), then
+    ``A = R - b`` (the module docstring); ``baselines`` is updated in place."""
+    r, roles_ = np.asarray(rewards, dtype=np.float64), np.asarray(roles)
+    out = np.zeros(len(r))
+    for role in sorted(set(roles_.tolist())):
+        rows = roles_ == role
+        key, mean = (game, role), float(r[rows].mean())
+        baselines[key] = mean if key not in baselines else decay * baselines[key] + (1 - decay) * mean
+        out[rows] = r[rows] - baselines[key]
+    return out.tolist()
+
+
+def selfplay_reward(config: SelfPlayConfig) -> Any:
+    """The reward function TRL calls: the seats' game rewards, with RAE advantages in place of GRPO's."""
+    from interplay.training.grpo import AdvantageTerms, EpisodeReward
+
+    class SelfPlayReward(EpisodeReward):
+        def __init__(self) -> None:
+            super().__init__()
+            self.baselines: dict[Any, float] = {}
+
+        def __call__(self, prompts: list[Any], completions: list[Any], reward: list[float], success: list[bool],
+                     outcome: list[str], turns: list[int], invalid_actions: list[int], task: list[str],
+                     role: list[int], opponent: list[str], trainer_state: Any = None, log_metric: Any = None,
+                     **kwargs: Any) -> list[float]:
+            advantages = role_advantages(reward, role, self.baselines, config.baseline_decay, config.game)
+            self.advantage_terms = AdvantageTerms(bonus=advantages, keep_episode=False)
+            if log_metric is not None:
+                wins = np.array([o.startswith("win") for o in outcome], dtype=float)
+                log_metric("episode/invalid_rate", sum(invalid_actions) / max(sum(turns), 1))
+                log_metric("episode/mean_turns", float(np.mean(turns)))
+                log_metric("selfplay/illegal_loss_rate", float(np.mean([o == "loss: illegal" for o in outcome])))
+                for seat in (0, 1):
+                    if (config.game, seat) in self.baselines:
+                        log_metric(f"selfplay/baseline_seat{seat}", self.baselines[(config.game, seat)])
+                for kind in sorted(set(opponent)):
+                    rows = [i for i, k in enumerate(opponent) if k == kind]
+                    log_metric(f"selfplay/win_rate_vs_{kind}", float(wins[rows].mean()))
+            return [float(r) for r in reward]
+
+    return SelfPlayReward()
+
+
+def selfplay_defaults(**overrides: Any) -> dict[str, Any]:
+    """TRL ``GRPOConfig`` defaults for self-play: GRPO's, with pairs of rows (2 generations per seed) and every
+    checkpoint kept (earlier checkpoints are opponents and rating entries)."""
+    from interplay.training.grpo import grpo_defaults
+
+    return grpo_defaults(**{"num_generations": 2, "per_device_train_batch_size": 32, "save_total_limit": None,
+                            **overrides})
+
+
+@dataclass
+class SelfPlayResult:
+    output_dir: str
+    evaluation: dict[str, Any] | None  # interplay.games.evaluate_game of the trained model, or None
+    log_history: list[dict[str, Any]]
+    seconds: float
+    heldout: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"saved {self.output_dir} in {self.seconds:.0f} s"
+        if self.evaluation:
+            from interplay.games import format_wdl
+
+            text += "\n" + format_wdl(self.evaluation)
+        return text
+
+
+def build_selfplay_trainer(config: SelfPlayConfig, args: Any, callbacks: Sequence[Any] = ()) -> Any:
+    """A ``CritiqueGRPOTrainer`` with the self-play rollout and RAE reward (see the module docstring)."""
+    from datasets import Dataset
+
+    from interplay.training.common import check_launch, start_model
+    from interplay.training.config import grpo_task_count
+    from interplay.training.grpo import CritiqueGRPOTrainer, check_multiprocess
+    from interplay.training.trl_internals import check_trl
+
+    check_trl()
+    check_launch(args)
+    check_multiprocess(args)
+    if args.use_vllm:
+        raise ValueError("self-play samples with the trainer's model; use_vllm is not supported.")
+    if args.per_device_train_batch_size % 2:
+        raise ValueError(f"per_device_train_batch_size must be even (self-play takes rows in pairs: the two seats), "
+                         f"got {args.per_device_train_batch_size}.")
+    model, tokenizer, peft_config, adapters = start_model(config)
+    n = grpo_task_count(None, args.max_steps, args.per_device_train_batch_size, args.num_generations,
+                        args.gradient_accumulation_steps, num_processes=args.world_size)
+    check_train_seeds(config.seed_start, n, "games")
+    dataset = Dataset.from_dict({"prompt": [task_key(config.env, s) for s in train_seeds(n, config.seed_start)]})
+    trainer = CritiqueGRPOTrainer(model=model, reward_funcs=selfplay_reward(config), args=args,
+                                  train_dataset=dataset, processing_class=tokenizer,
+                                  rollout_func=make_selfplay_rollout(config, OpponentPool(config)),
+                                  callbacks=[*([adapters] if adapters else []), *callbacks],
+                                  peft_config=peft_config, fused_lm_head=config.fused_lm_head)
+    return trainer
+
+
+def train_selfplay(config: SelfPlayConfig, args: Any, resume: str | bool | None = None,
+                   callbacks: Sequence[Any] = (), console: Any = None) -> SelfPlayResult:
+    """Train by self-play; save model + tokenizer to ``args.output_dir``; evaluate it against fixed opponents."""
+    from interplay.agents.hf import HFAgent
+    from interplay.games import evaluate_game
+    from interplay.training.common import use_console
+
+    started = time.perf_counter()
+    trainer = build_selfplay_trainer(config, args, callbacks)
+    use_console(trainer, console)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(args.output_dir)
+    evaluation = None
+    if config.eval_games and config.eval_opponents and trainer.is_world_process_zero():
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        agent = HFAgent(model, trainer.processing_class, temperature=args.temperature,
+                        max_new_tokens=config.max_new_tokens, seed=args.seed,
+                        chat_template_kwargs=config.chat_template_kwargs, thinking_budget=config.thinking_budget)
+        evaluation = evaluate_game(config.env, agent, config.eval_opponents.split(","), config.eval_games,
+                                   error_allowance=config.error_allowance, max_plies=config.max_plies)
+        evaluation["model"] = args.output_dir
+    return SelfPlayResult(args.output_dir, evaluation, list(trainer.state.log_history), time.perf_counter() - started)
