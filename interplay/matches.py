@@ -3,17 +3,17 @@
 ``play_matches(game, pairings, seeds)`` plays one game per pairing ``(seat 0 player, seat 1 player)``; a
 player is an ``Agent`` (a model, or any interplay agent) or the name of a fixed opponent (``"random"``,
 ``"builtin"``, ``"expert"``: ``interplay.envs.textarena.duel``). Each round asks every live game for the
-seat to move; fixed opponents answer at once, and the games waiting on one agent are asked in one batch
-(``agent.act``: each seat's whole chat, so a seat's turns need not line up across games). The same agent
-object may sit in both seats of a game (self-play): each seat is still its own chat.
+seat to move; fixed opponents answer at once, and each agent-played seat is asked in its own session of the
+agent (``agent.start(1)``: a model keeps the seat's KV cache, so a turn costs its new tokens only, and a seat's
+turns need not line up with other games'; the seats are asked one after another, not in one batch). The same
+agent object may sit in both seats of a game (self-play): each seat is still its own chat and session.
 
 Each agent-played seat becomes a ``Trajectory`` (``Match.trajectories[seat]``) exactly as ``interplay.rollout``
 records one: its chat (its observations: the other seat's moves and TextArena's messages, as environment
 turns), ``prompt_ids``, ``completion_ids`` with ``agent_mask`` 1 on the seat's own sampled ids and 0 on
 everything else, ``logprobs``, ``reply_starts``; one reward, at the seat's last move (``RewardRules``).
-Each reply is sampled from a fresh render of the seat's chat; where that render does not extend the ids
-recorded so far (a reply whose text re-tokenizes differently), the environment turn is the template's delta
-instead and ``manifest["resynced"]`` counts it. Each manifest's ``match`` holds both seats' players, the
+The ids are the ones the model was fed and sampled, as
+in ``interplay.rollout`` (never re-tokenized text). Each manifest's ``match`` holds both seats' players, the
 game's every move and each seat's result, which the viewer shows (``interplay view``).
 """
 
@@ -51,9 +51,10 @@ class Match:
 
 
 class _Seat:
-    """One agent-played seat's chat and token record."""
+    """One agent-played seat's session, chat and token record."""
 
-    def __init__(self) -> None:
+    def __init__(self, player: Agent) -> None:
+        self.session = player.start(1)
         self.messages: list[dict[str, Any]] = []
         self.prompt_ids: list[int] = []
         self.completion_ids: list[int] = []
@@ -62,37 +63,39 @@ class _Seat:
         self.reply_starts: list[int] = []
         self.infos: list[dict[str, Any]] = [{}]
         self.invalid = 0
-        self.resynced = 0
         self.new: list[dict[str, Any]] = []
 
     def observe(self, text: str) -> None:
-        self.new = [{"role": "user", "content": text}]
-        self.messages += self.new
+        message = {"role": "user", "content": text}
+        self.new.append(message)
+        self.messages.append(message)
 
-    def record(self, reply: Reply, encoder: Any, invalid: bool) -> None:
+    def reply(self) -> Reply:
+        reply = as_reply(self.session.act({0: self.new}).get(0))
+        self.new = []
         self.messages.append({"role": "assistant", "content": reply.text})
+        return reply
+
+    def record(self, reply: Reply, invalid: bool) -> None:
         self.infos.append({"invalid_action": invalid})
         self.invalid += invalid
-        if encoder is None or reply.token_ids is None:
+        if reply.token_ids is None:  # a text agent: no ids
             return
         context = list(reply.context_ids or [])
         if not self.reply_starts:
             self.prompt_ids = context
         else:
-            before = self.prompt_ids + self.completion_ids
-            if context[:len(before)] == before:
-                delta = context[len(before):]
-            else:  # the fresh render does not extend the recorded ids: the template's delta instead
-                last = self.completion_ids[self.reply_starts[-1]:]
-                delta = encoder.close(last) + encoder.delta(self.new, None)
-                self.resynced += 1
-            self.completion_ids += delta
-            self.agent_mask += [0] * len(delta)
-            self.logprobs += [0.0] * len(delta)
+            self.completion_ids += context
+            self.agent_mask += [0] * len(context)
+            self.logprobs += [0.0] * len(context)
         self.reply_starts.append(len(self.completion_ids))
         self.completion_ids += list(reply.token_ids)
         self.agent_mask += list(reply.token_mask) if reply.token_mask is not None else [1] * len(reply.token_ids)
         self.logprobs += list(reply.logprobs) if reply.logprobs is not None else [0.0] * len(reply.token_ids)
+
+    def close(self) -> None:
+        self.session.drop([0])
+        self.session.close()
 
 
 def _check_player(player: Any, game: str) -> None:
@@ -119,33 +122,24 @@ def play_matches(game: str, pairings: Sequence[tuple[Player, Player]], seeds: Se
             _check_player(player, base)
     rules = rules or RewardRules()
     duels = [Duel(base, error_allowance=error_allowance, max_plies=max_plies).start(int(s)) for s in seeds]
-    seats: dict[tuple[int, int], _Seat] = {(g, s): _Seat() for g, pair in enumerate(pairings)
+    seats: dict[tuple[int, int], _Seat] = {(g, s): _Seat(pair[s]) for g, pair in enumerate(pairings)
                                            for s in (0, 1) if not isinstance(pair[s], str)}
     live = list(range(len(duels)))
     while live:
-        asks: dict[int, list[tuple[int, int]]] = {}
-        agents: dict[int, Agent] = {}
         for g in live:
             duel = duels[g]
-            while not duel.done:  # fixed opponents move at once
-                seat = duel.to_move
-                player, text = pairings[g][seat], duel.observe(seat)
-                if not isinstance(player, str):
-                    seats[(g, seat)].observe(text)
-                    asks.setdefault(id(player), []).append((g, seat))
-                    agents[id(player)] = player
-                    break
+            seat = duel.to_move
+            player, text = pairings[g][seat], duel.observe(seat)
+            if isinstance(player, str):
                 duel.act(seat, duel.fixed_move(seat, player))
-        for key, rows in asks.items():
-            agent = agents[key]
-            replies = agent.act([seats[row].messages for row in rows])
-            if len(replies) != len(rows):
-                raise RuntimeError(f"agent {player_name(agent)!r} returned {len(replies)} replies for {len(rows)} chats.")
-            for (g, seat), reply in zip(rows, replies):
-                reply = as_reply(reply)
-                invalid = duels[g].act(seat, reply.text)
-                seats[(g, seat)].record(reply, agent.encoder, invalid)
+                continue
+            row = seats[(g, seat)]
+            row.observe(text)
+            reply = row.reply()
+            row.record(reply, duel.act(seat, reply.text))
         live = [g for g in live if not duels[g].done]
+    for row in seats.values():
+        row.close()
     return [_match(base, g, duels[g], pairings[g], int(seeds[g]), seats, rules,
                    labels[g] if labels is not None else None) for g in range(len(duels))]
 
@@ -184,7 +178,7 @@ def _trajectory(base: str, duel: Duel, seed: int, s: int, seat: _Seat, player: A
         invalid_actions=seat.invalid, terminated=result.reason != "timeout", truncated=result.reason == "timeout",
         infos=jsonable(seat.infos), group=0,
         manifest={"env_id": env_id, "env_kwargs": {}, "seed": seed, "seat": s, "agent": player_name(player),
-                  "agent_class": type(player).__name__, "resynced": seat.resynced, "match": jsonable(record),
+                  "agent_class": type(player).__name__, "match": jsonable(record),
                   "sampling": jsonable(player.sampling_params())},
         reply_starts=list(seat.reply_starts) if encoder is not None else None,
     )

@@ -5,7 +5,9 @@ forbids them) listing the episodes (environment, seed, success, outcome, turns, 
 by success and environment. An episode opens to its turns: the agent's replies and the
 environment's observations with their token counts, the teacher's feedback highlighted
 (``infos[t]["teacher_feedback"]`` of feedback environments), thinking (``reasoning_content``)
-collapsed, each step's info, and the fresh-render difference when there is one.
+collapsed, each step's info, and the fresh-render difference when there is one. An episode of one seat of a
+two-player game (``interplay.matches``, self-play) also shows the game: both seats' players and results and
+every move of either seat, in order.
 
 Token counts per turn come from the recorded ids (never re-tokenized): the first observation is
 ``prompt_ids`` (system + observation + generation prompt); ``completion_ids`` alternates replies
@@ -111,7 +113,7 @@ def episode_view(index: int, trajectory: Trajectory) -> dict[str, Any]:
         "terminated": trajectory.terminated, "truncated": trajectory.truncated,
         "fresh_render_diff": trajectory.fresh_render_diff, "agent": manifest.get("agent"),
         "tokens": {k: counts[k] for k in ("prompt", "agent", "env")}, "exact": counts["exact"],
-        "system": system, "steps": steps,
+        "system": system, "steps": steps, "seat": manifest.get("seat"), "match": manifest.get("match"),
     })
 
 
@@ -310,8 +312,23 @@ _SCRIPT = r"""
     if (ep.system) {
       body.append(el("details", {class: "more system"}, el("summary", {}, "system prompt"), el("div", {class: "text"}, ep.system)));
     }
+    if (ep.match) body.append(matchBox(ep));
     for (const step of ep.steps) body.append(step.who === "agent" ? agentStep(step, ep) : envStep(step, ep));
     node.append(body);
+  }
+
+  // A two-player game (interplay.matches): both seats, their results and every move in order.
+  function matchBox(ep) {
+    const m = ep.match;
+    const box = el("details", {class: "more match", open: ""}, el("summary", {}, "the game, both seats (this episode: seat "
+      + ep.seat + ")"));
+    const seats = [0, 1].map((s) => "seat " + s + (s === 0 ? " (first)" : " (second)") + ": " + m.players[s] + " · "
+      + m.results[s].outcome + " (" + m.results[s].reason + "), reward " + num(m.rewards[s]));
+    box.append(el("div", {class: "text"}, seats.join("\n")));
+    const moves = m.moves.map((mv, k) => (k + 1) + ". seat " + mv.seat + (mv.seat === ep.seat ? " (this episode)" : "")
+      + ": " + mv.move + (mv.invalid ? "   [rejected]" : ""));
+    box.append(el("div", {class: "text seat-moves"}, moves.join("\n")));
+    return box;
   }
 
   function agentStep(step, ep) {

@@ -17,10 +17,8 @@ role-conditioned advantage estimation (RAE) in place of GRPO's group baseline.
   that role (starting at the first batch's mean), then ``A = R - b`` for each episode of the role; every agent
   token of the episode gets ``A`` (``EpisodeReward``'s advantage terms replace TRL's group advantages in
   ``CritiqueGRPOTrainer``). The baselines are logged (``selfplay/baseline_seat<k>``) and restart on resume.
-- Opponent pool: comma-separated ``name[:weight]``: ``self``; ``past`` (a snapshot of the policy taken at the
-  first step and every ``past_every`` steps, the newest ``past_keep`` kept in memory, one drawn uniformly);
-  ``random``, ``builtin``, ``expert`` (fixed opponents, ``expert`` where the game has one); ``model=PATH`` (a
-  saved checkpoint). Weights are normalized. Opponents other than ``self`` are not trained.
+- Opponent pool (``interplay.training.opponent_pool``): comma-separated ``name[:weight]`` of ``self``, ``past``
+  (snapshots of the policy), ``random``, ``builtin``, ``expert`` (fixed opponents) and ``model=PATH``.
 
 ``interplay train selfplay --env interplay/TextArena-TicTacToe-v0 --output-dir runs/sp``; at the end the model
 plays ``eval_games`` games per seat against each of ``eval_opponents`` (``interplay.games.evaluate_game``).
@@ -28,7 +26,6 @@ plays ``eval_games`` games per seat against each of ``eval_opponents`` (``interp
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +36,7 @@ import numpy as np
 from interplay.envs.textarena.duel import RewardRules, env_game, fixed_opponents
 from interplay.seeds import TRAIN_SEED_START, check_train_seeds, task_key, train_seeds
 from interplay.training.config import LoraSettings
+from interplay.training.opponent_pool import OpponentPool, parse_pool
 
 
 def _help(text: str) -> dict[str, str]:
@@ -97,68 +95,6 @@ class SelfPlayConfig:
     @property
     def rules(self) -> RewardRules:
         return RewardRules(draw=self.draw_reward, illegal=self.illegal_reward, timeout=self.timeout_reward)
-
-
-def parse_pool(spec: str, game: str) -> dict[str, float]:
-    """``"self:0.5,past:0.25,random:0.25"`` -> normalized weights by name (see the module docstring)."""
-    allowed = ["self", "past", *fixed_opponents(game)]
-    pool: dict[str, float] = {}
-    for entry in (e.strip() for e in spec.split(",") if e.strip()):
-        name, weight = entry, 1.0
-        head, _, tail = entry.rpartition(":")
-        if head:
-            try:
-                name, weight = head, float(tail)
-            except ValueError:
-                pass
-        if name not in allowed and not name.startswith("model="):
-            raise ValueError(f"opponents: unknown {name!r}; {game} takes {', '.join(allowed)} or model=PATH, each "
-                             "with an optional :weight, e.g. 'self:0.5,past:0.25,random:0.25'.")
-        if not weight > 0:
-            raise ValueError(f"opponents: weight of {name!r} must be > 0, got {weight!r}.")
-        pool[name] = pool.get(name, 0.0) + weight
-    if not pool:
-        raise ValueError("opponents is empty; give e.g. 'self' or 'self:0.5,random:0.5'.")
-    total = sum(pool.values())
-    return {name: weight / total for name, weight in pool.items()}
-
-
-class OpponentPool:
-    """Draws each pair's opponent; keeps the policy snapshots of ``past`` and the agents of ``model=PATH``."""
-
-    def __init__(self, config: SelfPlayConfig) -> None:
-        self.config = config
-        self.names, self.weights = list(config.pool), np.array(list(config.pool.values()))
-        self.snapshots: list[tuple[int, Any]] = []
-        self.models: dict[str, Any] = {}
-
-    def refresh(self, step: int, model: Any, make_agent: Any) -> None:
-        """Snapshot the policy for ``past`` at the first step and every ``past_every`` steps."""
-        if "past" not in self.names:
-            return
-        if not self.snapshots or (self.config.past_every and step - self.snapshots[-1][0] >= self.config.past_every):
-            snapshot = copy.deepcopy(model).eval()
-            for parameter in snapshot.parameters():
-                parameter.requires_grad_(False)
-            agent = make_agent(snapshot)
-            agent.name = f"past@{step}"
-            self.snapshots = (self.snapshots + [(step, agent)])[-self.config.past_keep:]
-
-    def draw(self, rng: np.random.Generator, make_agent: Any) -> tuple[str, Any]:
-        """``(kind, player)``: the pool entry drawn and who plays it (the policy is ``None``)."""
-        name = self.names[int(rng.choice(len(self.names), p=self.weights))]
-        if name == "self":
-            return name, None
-        if name == "past":
-            return name, self.snapshots[int(rng.integers(len(self.snapshots)))][1]
-        if name.startswith("model="):
-            if name not in self.models:
-                from interplay import models
-
-                self.models[name] = make_agent(models.load(name[len("model="):])[0])
-                self.models[name].name = name
-            return name, self.models[name]
-        return name, name
 
 
 def make_selfplay_rollout(config: SelfPlayConfig, pool: OpponentPool) -> Any:
