@@ -1,16 +1,19 @@
 """Self-play on TicTacToe with the embedded tiny model: win rates against fixed opponents and earlier checkpoints.
 
-For each seed: ``interplay train selfplay`` (the policy in both seats, ``opponents="self"``, SPIRAL's RAE) from the
-untrained ``tiny`` model, one token a reply (a move is one digit, which TextArena's TicTacToe reads as ``[d]``),
-checkpoints at the middle and the end. Then each of step 0 (the untrained model), the middle and the final
-checkpoint plays ``--games`` games per seat against the random and the built-in opponent (held-out seeds,
-sampling at temperature 1, the agent seeded by the run's seed), and the final checkpoint plays step 0 and the
-middle checkpoint. Win / draw / loss rates: the mean over seeds with a t interval (95%, one value per seed),
-and the pooled games with Wilson's interval. Illegal moves: ``--error-allowance`` rejected moves in a row are
-allowed, the next loses the game, in training and evaluation alike.
+The untrained ``tiny`` model (a character-level Llama) almost never replies with a legal move (9 digits of a
+~120-token vocabulary), so every game ends by illegal moves and the game itself gives next to no signal (a
+pilot of 14 self-play steps from it did not move its invalid-move rate). So first a format warm-up, shared by
+every seed: SFT on both seats of ``--warmup-games`` games between two uniformly random legal players (it
+teaches the reply format, ``[d]``, and no strategy). Then, for each seed, ``interplay train selfplay`` from that
+checkpoint (the policy in both seats, ``opponents="self"``, SPIRAL's RAE), checkpoints at the middle and the
+end. Each of step 0 (the warm-up), the middle and the final checkpoint plays ``--games`` games per seat against
+the random and the built-in opponent (held-out seeds, temperature 1, the agent seeded by the run's seed), and
+the final checkpoint plays step 0 and the middle checkpoint. Win / draw / loss: the mean over seeds with a t
+interval (95%, one value per seed) and the pooled games with Wilson's interval. Illegal moves:
+``--error-allowance`` rejected moves in a row are allowed, the next loses the game, in training and evaluation.
 
-    python benchmarks/selfplay.py --out runs/selfplay-bench          # ~20 min on 2 (shared) CPU cores
-    python benchmarks/selfplay.py --out runs/sp-smoke --steps 2 --games 2 --seeds 1
+    python benchmarks/selfplay.py --out runs/selfplay-bench          # ~20-25 min on 2 (shared) CPU cores
+    python benchmarks/selfplay.py --out runs/sp-smoke --warmup-steps 2 --steps 2 --games 2 --seeds 1
 """
 
 from __future__ import annotations
@@ -33,22 +36,48 @@ from interplay.seeds import EVAL_SEED_START  # noqa: E402
 
 ENV = "interplay/TextArena-TicTacToe-v0"
 OPPONENTS = ("random", "builtin")
+MAX_NEW_TOKENS = 4  # "[4]" and the end token
 
 
 def agent(model: str, seed: int) -> object:
     from interplay.agents import HFAgent
 
-    return HFAgent(model, max_new_tokens=1, temperature=1.0, seed=seed)
+    return HFAgent(model, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0, seed=seed)
 
 
-def train(out: Path, seed: int, args: argparse.Namespace) -> None:
+def warmup(out: Path, args: argparse.Namespace) -> str:
+    """SFT of ``tiny`` on random legal play (both seats), the start of every seed's self-play."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from interplay import models
+    from interplay.agents.chat import ChatEncoder
+    from interplay.training.imitation import sequence_rows, sft_defaults
+
+    if (out / "config.json").exists():
+        return str(out)
+    model, tokenizer = models.load("tiny")
+    seeds = list(range(args.warmup_games))
+    matches = play_matches(ENV, [("random", "random")] * len(seeds), seeds, encoder=ChatEncoder(tokenizer))
+    rows = sequence_rows([t for m in matches for t in m.trajectories.values()])
+    sft = SFTConfig(output_dir=str(out), **sft_defaults(max_steps=args.warmup_steps, per_device_train_batch_size=8,
+                                                        warmup_steps=5, save_strategy="no", disable_tqdm=True,
+                                                        logging_steps=10))
+    trainer = SFTTrainer(model=model, args=sft, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer.train()
+    trainer.save_model(str(out))
+    return str(out)
+
+
+def train(out: Path, seed: int, start: str, args: argparse.Namespace) -> None:
     from trl import GRPOConfig
 
     from interplay.training.selfplay import SelfPlayConfig, selfplay_defaults, train_selfplay
 
     if (out / "config.json").exists():
         return
-    config = SelfPlayConfig(env=ENV, opponents="self", max_new_tokens=1, error_allowance=args.error_allowance,
+    config = SelfPlayConfig(env=ENV, model=start, opponents="self", max_new_tokens=MAX_NEW_TOKENS,
+                            error_allowance=args.error_allowance,
                             eval_games=0, seed_start=seed * 100_000)
     trl = GRPOConfig(output_dir=str(out), **selfplay_defaults(
         seed=seed, max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=args.lr,
@@ -65,15 +94,15 @@ def versus(a: object, b: object, n: int, error_allowance: int) -> dict:
                 for k, m in enumerate(matches)])
 
 
-def seed_run(seed: int, args: argparse.Namespace) -> dict:
+def seed_run(seed: int, start: str, args: argparse.Namespace) -> dict:
     out = Path(args.out) / f"seed_{seed}"
     cached = out / "result.json"
     if cached.exists():
         return json.loads(cached.read_text())
     started = time.perf_counter()
-    train(out, seed, args)
+    train(out, seed, start, args)
     trained = time.perf_counter() - started
-    stages = {"step 0": "tiny", f"step {max(1, args.steps // 2)}": str(out / f"checkpoint-{max(1, args.steps // 2)}"),
+    stages = {"step 0": start, f"step {max(1, args.steps // 2)}": str(out / f"checkpoint-{max(1, args.steps // 2)}"),
               f"step {args.steps}": str(out)}
     result: dict = {"seed": seed, "train_seconds": trained, "fixed": {}, "versus": {}}
     for stage, model in stages.items():
@@ -101,7 +130,7 @@ def cell(rows: list[dict], kind: str) -> str:
 
 
 def report(results: list[dict], args: argparse.Namespace, seconds: float) -> str:
-    lines = [f"TicTacToe self-play, tiny model, {len(results)} seeds, {args.steps} steps x {args.batch} episodes, "
+    lines = [f"TicTacToe self-play from the format warm-up ({args.warmup_steps} SFT steps), {len(results)} seeds, {args.steps} steps x {args.batch} episodes, "
              f"lr {args.lr}, error allowance {args.error_allowance}, {args.games} games per seat; "
              f"wall {seconds / 60:.1f} min",
              "", "Win rate (mean over seeds [t 95%] · pooled wins/games [Wilson 95%]):", "",
@@ -130,12 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--games", type=int, default=20, help="evaluation games per seat and opponent")
     p.add_argument("--error-allowance", type=int, default=1)
+    p.add_argument("--warmup-games", type=int, default=64, help="random-vs-random games for the format warm-up")
+    p.add_argument("--warmup-steps", type=int, default=60, help="SFT steps of the warm-up (batch 8)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
-    results = [seed_run(seed, args) for seed in range(args.seeds)]
+    start = warmup(Path(args.out) / "warmup", args)
+    warm = time.perf_counter() - started
+    results = [seed_run(seed, start, args) for seed in range(args.seeds)]
     seconds = time.perf_counter() - started
-    text = report(results, args, seconds)
+    text = report(results, args, seconds) + f"\n\nwarm-up (SFT on random legal play): {warm / 60:.1f} min"
     print(text)
     (Path(args.out) / "report.md").write_text(text + "\n")
     (Path(args.out) / "results.json").write_text(json.dumps({"args": vars(args), "seeds": results,

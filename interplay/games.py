@@ -168,6 +168,11 @@ def eval_command(args: Any, make_agent: Any) -> int:
     from pathlib import Path
 
     names = args.models or [args.model]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--models lists a model twice: {names}; give each checkpoint once.")
+    if args.coverage or args.plots or args.samples != 1:
+        raise ValueError("--coverage, --plots and --samples are for one-player tasks; on a two-player game -n is the "
+                         "number of games per seat and opponent.")
     opponents = args.opponents.split(",") if args.opponents else None
     agents = {name: make_agent(name) for name in names}
     results: dict[str, Any] = {"models": {}}

@@ -8,7 +8,7 @@ agent (``agent.start(1)``: a model keeps the seat's KV cache, so a turn costs it
 turns need not line up with other games'; the seats are asked one after another, not in one batch). The same
 agent object may sit in both seats of a game (self-play): each seat is still its own chat and session.
 
-Each agent-played seat becomes a ``Trajectory`` (``Match.trajectories[seat]``) exactly as ``interplay.rollout``
+Each agent-played seat (every seat, given ``encoder``) becomes a ``Trajectory`` (``Match.trajectories[seat]``) exactly as ``interplay.rollout``
 records one: its chat (its observations: the other seat's moves and TextArena's messages, as environment
 turns), ``prompt_ids``, ``completion_ids`` with ``agent_mask`` 1 on the seat's own sampled ids and 0 on
 everything else, ``logprobs``, ``reply_starts``; one reward, at the seat's last move (``RewardRules``).
@@ -53,8 +53,8 @@ class Match:
 class _Seat:
     """One agent-played seat's session, chat and token record."""
 
-    def __init__(self, player: Agent) -> None:
-        self.session = player.start(1)
+    def __init__(self, player: Player) -> None:
+        self.session = None if isinstance(player, str) else player.start(1)
         self.messages: list[dict[str, Any]] = []
         self.prompt_ids: list[int] = []
         self.completion_ids: list[int] = []
@@ -76,6 +76,15 @@ class _Seat:
         self.messages.append({"role": "assistant", "content": reply.text})
         return reply
 
+    def text_reply(self, text: str, encoder: Any) -> Reply:
+        """A fixed opponent's move, with ids made from its text as a model's session would feed them."""
+        self.messages.append({"role": "assistant", "content": text})
+        first = not self.reply_starts
+        last = self.completion_ids[self.reply_starts[-1]:] if not first else []
+        context = encoder.prompt(self.new) if first else encoder.close(last) + encoder.delta(self.new, None)
+        self.new = []
+        return Reply(text, encoder.reply_ids(text), None, context)
+
     def record(self, reply: Reply, invalid: bool) -> None:
         self.infos.append({"invalid_action": invalid})
         self.invalid += invalid
@@ -94,8 +103,9 @@ class _Seat:
         self.logprobs += list(reply.logprobs) if reply.logprobs is not None else [0.0] * len(reply.token_ids)
 
     def close(self) -> None:
-        self.session.drop([0])
-        self.session.close()
+        if self.session is not None:
+            self.session.drop([0])
+            self.session.close()
 
 
 def _check_player(player: Any, game: str) -> None:
@@ -109,9 +119,11 @@ def _check_player(player: Any, game: str) -> None:
 
 def play_matches(game: str, pairings: Sequence[tuple[Player, Player]], seeds: Sequence[int], *,
                  rules: RewardRules | None = None, error_allowance: int | None = 1, max_plies: int = 200,
-                 labels: Sequence[tuple[str, str]] | None = None) -> list[Match]:
+                 labels: Sequence[tuple[str, str]] | None = None, encoder: Any = None) -> list[Match]:
     """Play one game of ``game`` (``interplay/TextArena-<Game>-v0`` or a base name) per pairing, from the seed
-    of the same index; see the module docstring. ``labels``: the players' names to record (default: theirs)."""
+    of the same index; see the module docstring. ``labels``: the players' names to record (default: theirs).
+    ``encoder``: a ``ChatEncoder``; the fixed opponents' seats are then recorded too, their moves' ids made from
+    its chat template (data to imitate them, e.g. a format warm-up on random legal moves)."""
     base = env_game(game)
     if len(pairings) != len(seeds):
         raise ValueError(f"got {len(pairings)} pairings for {len(seeds)} seeds; give one seed per game.")
@@ -123,29 +135,34 @@ def play_matches(game: str, pairings: Sequence[tuple[Player, Player]], seeds: Se
     rules = rules or RewardRules()
     duels = [Duel(base, error_allowance=error_allowance, max_plies=max_plies).start(int(s)) for s in seeds]
     seats: dict[tuple[int, int], _Seat] = {(g, s): _Seat(pair[s]) for g, pair in enumerate(pairings)
-                                           for s in (0, 1) if not isinstance(pair[s], str)}
+                                           for s in (0, 1) if encoder is not None or not isinstance(pair[s], str)}
     live = list(range(len(duels)))
     while live:
         for g in live:
             duel = duels[g]
             seat = duel.to_move
             player, text = pairings[g][seat], duel.observe(seat)
+            row = seats.get((g, seat))
+            if row is not None:
+                row.observe(text)
             if isinstance(player, str):
-                duel.act(seat, duel.fixed_move(seat, player))
+                move = duel.fixed_move(seat, player)
+                if row is None:
+                    duel.act(seat, move)
+                else:
+                    row.record(row.text_reply(move, encoder), duel.act(seat, move))
                 continue
-            row = seats[(g, seat)]
-            row.observe(text)
             reply = row.reply()
             row.record(reply, duel.act(seat, reply.text))
         live = [g for g in live if not duels[g].done]
     for row in seats.values():
         row.close()
     return [_match(base, g, duels[g], pairings[g], int(seeds[g]), seats, rules,
-                   labels[g] if labels is not None else None) for g in range(len(duels))]
+                   labels[g] if labels is not None else None, encoder) for g in range(len(duels))]
 
 
 def _match(base: str, g: int, duel: Duel, pair: tuple[Player, Player], seed: int, seats: dict[tuple[int, int], _Seat],
-           rules: RewardRules, label: tuple[str, str] | None) -> Match:
+           rules: RewardRules, label: tuple[str, str] | None, encoder: Any = None) -> Match:
     results = duel.results()
     names = tuple(label) if label is not None else (player_name(pair[0]), player_name(pair[1]))
     rewards = (rules.reward(results[0]), rules.reward(results[1]))
@@ -155,16 +172,17 @@ def _match(base: str, g: int, duel: Duel, pair: tuple[Player, Player], seed: int
     for s in (0, 1):
         seat = seats.get((g, s))
         if seat is not None:
-            match.trajectories[s] = _trajectory(base, duel, seed, s, seat, pair[s], results[s], rewards[s], record)
+            match.trajectories[s] = _trajectory(base, duel, seed, s, seat, pair[s], results[s], rewards[s], record,
+                                                encoder)
     return match
 
 
-def _trajectory(base: str, duel: Duel, seed: int, s: int, seat: _Seat, player: Agent, result: SeatResult,
-                reward: float, record: dict[str, Any]) -> Trajectory:
+def _trajectory(base: str, duel: Duel, seed: int, s: int, seat: _Seat, player: Player, result: SeatResult,
+                reward: float, record: dict[str, Any], encoder: Any) -> Trajectory:
     final = duel.observe(s)
     seat.messages.append({"role": "user", "content": f"{final}\nGame over: {result.outcome} ({result.reason})".strip()})
     turns = sum(m["role"] == "assistant" for m in seat.messages)
-    encoder = player.encoder
+    encoder = encoder if isinstance(player, str) else player.encoder
     prompt = seat.prompt_ids
     if encoder is not None and not prompt:  # the seat never moved: its observations as the prompt, no completion
         prompt = encoder.prompt(seat.messages)
@@ -178,8 +196,8 @@ def _trajectory(base: str, duel: Duel, seed: int, s: int, seat: _Seat, player: A
         invalid_actions=seat.invalid, terminated=result.reason != "timeout", truncated=result.reason == "timeout",
         infos=jsonable(seat.infos), group=0,
         manifest={"env_id": env_id, "env_kwargs": {}, "seed": seed, "seat": s, "agent": player_name(player),
-                  "agent_class": type(player).__name__, "match": jsonable(record),
-                  "sampling": jsonable(player.sampling_params())},
+                  "agent_class": "fixed" if isinstance(player, str) else type(player).__name__,
+                  "match": jsonable(record), "sampling": {} if isinstance(player, str) else jsonable(player.sampling_params())},
         reply_starts=list(seat.reply_starts) if encoder is not None else None,
     )
 

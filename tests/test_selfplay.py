@@ -228,3 +228,31 @@ def test_cli_selfplay_trains_and_eval_prints_win_draw_loss_by_seat(tmp_path, cap
     assert main(["train", "selfplay", "--env", "interplay/TextArena-TowerOfHanoi-v0", "--output-dir",
                  str(tmp_path / "x")]) == 2
     assert "two-player" in capsys.readouterr().err
+
+
+def test_the_viewer_shows_both_seats_of_a_game(tmp_path):
+    from interplay.viewer import episode_view, render_html
+
+    agent = HFAgent("tiny", max_new_tokens=1, seed=0)
+    [match] = play_matches("TicTacToe", [(agent, "builtin")], [0], error_allowance=None, max_plies=30)
+    view = episode_view(0, match.trajectories[0])
+    assert view["seat"] == 0 and view["match"]["players"] == ["tiny", "builtin"]
+    assert [m["move"] for m in view["match"]["moves"]] == [m["move"] for m in match.moves]
+    assert {m["seat"] for m in view["match"]["moves"]} == {0, 1}
+    page = render_html([match.trajectories[0]])
+    assert "the game, both seats" in page and "matchBox" in page
+
+
+def test_fixed_seats_are_recorded_with_an_encoder_for_imitation():
+    from interplay import models
+    from interplay.agents.chat import ChatEncoder
+    from interplay.training.imitation import sequence_rows
+
+    tokenizer = models.load_tokenizer("tiny")
+    matches = play_matches("TicTacToe", [("random", "builtin")] * 2, [0, 1], encoder=ChatEncoder(tokenizer))
+    for match in matches:
+        for seat, t in match.trajectories.items():
+            agent = tokenizer.decode([i for i, bit in zip(t.completion_ids, t.agent_mask) if bit])
+            assert agent == "".join(m["move"] + "<|end|>" for m in match.moves if m["seat"] == seat)
+            assert t.manifest["agent"] == match.players[seat] and t.manifest["agent_class"] == "fixed"
+    assert len(sequence_rows([t for m in matches for t in m.trajectories.values()])) == 4
