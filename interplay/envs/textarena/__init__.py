@@ -14,7 +14,9 @@ The package, module by job:
 - ``availability``: which games run here (the records, or a probe where they do not apply);
 - ``env``: ``TextArenaEnv``, the adapter from TextArena's protocol to Gymnasium's;
 - ``opponent``: the built-in opponent of two-player games; ``experts``: solvers behind
-  ``expert_action()``; ``arena``: TextArena itself, imported only when a game is made or probed.
+  ``expert_action()``; ``arena``: TextArena itself, imported only when a game is made or probed;
+- ``duel``: a two-player game with both seats played from outside (self-play, ``interplay.matches``),
+  its reward rules (win, loss, draw, illegal moves, timeout) and the fixed opponents.
 
 ``register_games()`` (run at ``import interplay``) reads only the records: it imports no TextArena
 code, probes no game and writes nothing.
