@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from interplay.agents.base import Agent, Reply, as_reply
 from interplay.envs.textarena.duel import FIXED_OPPONENTS, Duel, RewardRules, SeatResult, env_game
@@ -29,7 +29,7 @@ from interplay.jsonable import jsonable
 from interplay.rollout import Trajectory
 
 #: A seat's player: an agent, or a fixed opponent's name.
-Player = Union[Agent, str]
+Player = Agent | str
 
 
 def player_name(player: Player) -> str:
