@@ -79,7 +79,7 @@ def test_self_play_records_each_seat_with_only_its_own_tokens_as_agent_tokens():
     # One token a reply, and rejected moves retried without end: the untrained model gets both seats moving.
     agent = HFAgent("tiny", max_new_tokens=1, seed=0)
     tokenizer = agent.tokenizer
-    matches = play_matches("TicTacToe", [(agent, agent)] * 4, list(range(4)), error_allowance=None, max_plies=60)
+    matches = play_matches("TicTacToe", [(agent, agent)] * 3, list(range(3)), error_allowance=None, max_plies=30)
     both = 0
     for match in matches:
         assert set(match.trajectories) == {0, 1} and match.rewards[0] == -match.rewards[1]
