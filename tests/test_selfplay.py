@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
+from test_viewer import _dump  # the headless-Chromium page check (skips where there is no Chromium)
 from trl import GRPOConfig
 
 from interplay.agents import HFAgent
@@ -20,6 +22,7 @@ from interplay.training.selfplay import (
     role_advantages,
     selfplay_defaults,
 )
+from interplay.viewer import episode_view, render_html, write_html
 
 TTT = "interplay/TextArena-TicTacToe-v0"
 
@@ -231,7 +234,6 @@ def test_cli_selfplay_trains_and_eval_prints_win_draw_loss_by_seat(tmp_path, cap
 
 
 def test_the_viewer_shows_both_seats_of_a_game(tmp_path):
-    from interplay.viewer import episode_view, render_html
 
     agent = HFAgent("tiny", max_new_tokens=1, seed=0)
     [match] = play_matches("TicTacToe", [(agent, "builtin")], [0], error_allowance=None, max_plies=30)
@@ -241,6 +243,12 @@ def test_the_viewer_shows_both_seats_of_a_game(tmp_path):
     assert {m["seat"] for m in view["match"]["moves"]} == {0, 1}
     page = render_html([match.trajectories[0]])
     assert "the game, both seats" in page and "matchBox" in page
+    # Rendered in a browser (where there is one): the opened episode shows both seats and every move.
+    url = write_html(tmp_path / "game.html", [match.trajectories[0]]).resolve().as_uri()
+    dom, _ = _dump(tmp_path, f"{url}#open=0")
+    assert "the game, both seats (this episode: seat 0)" in dom and "seat 1 (second): builtin" in dom
+    assert len(re.findall(r"\d+\. seat 0 \(this episode\): ", dom)) == sum(m["seat"] == 0 for m in match.moves)
+    assert len(re.findall(r"\d+\. seat 1: ", dom)) == sum(m["seat"] == 1 for m in match.moves)
 
 
 def test_fixed_seats_are_recorded_with_an_encoder_for_imitation():
