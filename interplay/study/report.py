@@ -3,20 +3,15 @@ checks and claims (cells and tables: ``interplay.experiments``)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from interplay.experiments import cell, checks_table, table
+from interplay.experiments import cell, checks_table, table, with_interval
 from interplay.study.core import NOTHING_VARIED, RULE, Claim, Section
 
 
-def _number(value: float) -> str:
-    return f"{value:+.3f}" if math.isfinite(value) else "–"
-
-
 def claim_cell(claim: Claim) -> str:
-    low, high = claim.interval
-    return f"{_number(claim.value)} [{_number(low)}, {_number(high)}]"
+    """A claim's statistic with its interval, as fractions: ``+0.170 [+0.030, +0.310]``."""
+    return with_interval(claim.value, *claim.interval, scale=1.0, digits=3)
 
 
 def claims_table(claims: list[Claim]) -> list[str]:
