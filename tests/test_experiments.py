@@ -97,3 +97,21 @@ def test_grpo_checks_from_a_trainer_log_and_their_table():
     assert lines[2].startswith("| stage | GRPO groups with any reward spread (%) |")
     assert "| grpo | 37.5 | 3.00 | 1.50 |" in lines and "what they measure" in lines
     assert checks_table({}) == []
+
+
+def test_the_library_never_imports_the_layers_above_it():
+    """envs, agents, rollout, training, metrics, evaluation (and the rest of the library) sit below the experiment
+    layer and what runs on it: none of their modules imports ``interplay.experiments``, the pipeline, the study
+    or the bench."""
+    import re
+    from pathlib import Path
+
+    import interplay
+
+    root = Path(interplay.__file__).parent
+    above = ("experiments", "pipeline", "study", "bench", "cli")
+    pattern = re.compile(rf"^\s*(from|import)\s+interplay\.({'|'.join(above)})\b", re.M)
+    library = [p for p in root.rglob("*.py") if p.relative_to(root).parts[0].removesuffix(".py") not in above]
+    assert len(library) > 20
+    offenders = [str(p.relative_to(root)) for p in library if pattern.search(p.read_text())]
+    assert offenders == [], offenders
