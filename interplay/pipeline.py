@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings, grpo_task_count
+from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings
 from interplay.training.exploration import ExplorationConfig
+from interplay.training.grpo_tasks import grpo_task_count
 
 STAGES = ("untrained", "sft", "grpo", "grpo_explore")
 DONE = "DONE"
