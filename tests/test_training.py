@@ -205,8 +205,12 @@ def test_cli_train_passes_trl_flags_and_rejects_unknown_ones(tmp_path, capsys):
     config.write_text("episodes: 16\neval_episodes: 2\nmax_new_tokens: 2\nper_device_train_batch_size: 8\n")
     code = main(["train", "sft", "--config", str(config), "--output-dir", str(tmp_path / "out"), "--max-steps", "1",
                  "--warmup-steps", "0", "--save-strategy", "no", "--disable-tqdm", "true", "--report-to", "none"])
-    assert code == 0 and "held-out success rate" in capsys.readouterr().out
+    terminal = capsys.readouterr()
+    assert code == 0 and "held-out success rate" in terminal.out
     assert (tmp_path / "out" / "config.json").exists()
+    # Quiet as the pipeline: the trainer's log entries in a file, not printed as dictionaries.
+    logged = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert any("train_loss" in entry for entry in logged) and "'train_loss'" not in terminal.out + terminal.err
     with pytest.raises(SystemExit, match="unknown options"):
         main(["train", "grpo", "--output-dir", str(tmp_path / "g"), "--no-such-flag", "1"])
     with pytest.raises(SystemExit, match="unknown fields"):
