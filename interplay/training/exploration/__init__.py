@@ -29,7 +29,6 @@ Usage::
     # rewards for GRPO: shaped; added to its advantages afterwards: parts["advantage"]
 """
 
-
 from __future__ import annotations
 
 import inspect
