@@ -321,8 +321,9 @@ def _train_quietly(train: Any, config: Any, trl_args: Any, resume: Any, stage: s
     log entries and the libraries' warnings and messages in files of the output directory."""
     from pathlib import Path
 
-    from interplay.training.common import TrainingConsole, library_output_to
+    from interplay.training.common import TrainingConsole, check_launch, library_output_to
 
+    check_launch(trl_args)  # refused before anything is written to the output directory
     out = Path(trl_args.output_dir)
     console = TrainingConsole(out / LOG_FILE, f"train {stage}", bar=not trl_args.disable_tqdm)
     with library_output_to(out / MESSAGES_FILE):
