@@ -269,11 +269,12 @@ def test_overrides_replace_the_preset_settings_with_clear_errors(capsys):
 def test_grpo_task_count_counts_processes_for_the_trainer_and_the_pipeline(monkeypatch):
     """One function counts GRPO's training tasks, for the trainer (args.world_size) and the pipeline's seed blocks
     (the launched processes): under several processes the blocks of different seeds stay disjoint."""
+    import interplay.pipeline.presets as presets
     import interplay.training.grpo as grpo
     from interplay.pipeline import seeded_configs, with_overrides
-    from interplay.training.config import grpo_task_count
+    from interplay.training.grpo_tasks import grpo_task_count
 
-    assert grpo.grpo_task_count is grpo_task_count
+    assert grpo.grpo_task_count is grpo_task_count and presets.grpo_task_count is grpo_task_count
     assert grpo_task_count(None, 3, 8, 4, num_processes=1) == 6
     assert grpo_task_count(None, 3, 8, 4, num_processes=2) == 12  # each process plays its own groups
     assert grpo_task_count(None, 3, 8, 4, gradient_accumulation_steps=2, num_processes=2) == 24

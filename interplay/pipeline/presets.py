@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interplay.experiments.jobs import trl_args
-from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings, grpo_task_count
+from interplay.training.config import GRPOTrainingConfig, ImitationConfig, LoraSettings
 from interplay.training.exploration import ExplorationConfig
+from interplay.training.grpo_tasks import grpo_task_count
 
 
 @dataclass(frozen=True)

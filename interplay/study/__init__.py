@@ -1,4 +1,4 @@
-"""``interplay study``: the seminar's four findings, measured with seeds, each ending in a verdict.
+"""``interplay study``: four findings about multi-turn training, measured with seeds, each ending in a verdict.
 
 Sections (one module each, ``run(lab) -> Section``):
 

@@ -317,16 +317,14 @@ def expert_forcing(model: str | Path, env: str, env_kwargs: dict[str, Any], task
     of a move the expert would make there (its ``expert_action_probs`` support, else its reply). Measured on
     the expert's states, so a failed episode's repeated bumps do not count.
     """
-    import torch
-
     from interplay.agents import HFAgent
     from interplay.evaluation import expert_log_likelihood, expert_trajectories
+    from interplay.scoring import teacher_forced
     from interplay.seeds import eval_seeds
 
     agent = HFAgent(str(model), temperature=1.0, max_new_tokens=1)
     expert = expert_trajectories(env, eval_seeds(tasks), agent.encoder, env_kwargs=dict(env_kwargs),
                                  max_turns=max_turns)
-    log_mu = expert_log_likelihood(expert)
     first_token = {}
 
     def first(reply: str) -> int:
@@ -334,27 +332,18 @@ def expert_forcing(model: str | Path, env: str, env_kwargs: dict[str, Any], task
             first_token[reply] = agent.tokenizer.encode(reply, add_special_tokens=False)[0]
         return first_token[reply]
 
-    out: dict[str, list[Any]] = {"log_pi": [], "log_mu": log_mu.tolist(), "tokens": [], "expert_turns": [],
-                                 "step_errors": []}
-    model_ = agent.model
-    model_.eval()
-    with torch.no_grad():
-        for t in expert:
-            ids = list(t.prompt_ids) + list(t.completion_ids)
-            mask = [0] * len(t.prompt_ids) + list(t.agent_mask)
-            logits = model_(input_ids=torch.tensor([ids])).logits[0, :-1].float()
-            logp = torch.log_softmax(logits, -1)
-            target = torch.tensor(ids[1:])
-            scored = torch.tensor(mask[1:], dtype=torch.bool)
-            out["log_pi"].append(float(logp[scored].gather(-1, target[scored][:, None]).sum()))
-            out["tokens"].append(int(scored.sum()))
-            starts = [p for p in range(1, len(ids)) if mask[p] and not mask[p - 1]]
-            replies = [m["content"] for m in t.messages if m["role"] == "assistant"]
-            errors = []
-            for turn, p in enumerate(starts[: len(replies)], start=1):
-                probs = t.infos[turn].get("expert_action_probs") if turn < len(t.infos) else None
-                allowed = {first(r) for r, q in probs.items() if q > 0} if probs else {ids[p]}
-                errors.append(int(int(logits[p - 1].argmax()) not in allowed))
-            out["step_errors"].append(errors)
-            out["expert_turns"].append(len(replies))
+    forced = teacher_forced(agent.model, [t.prompt_ids for t in expert], [t.completion_ids for t in expert],
+                            [t.agent_mask for t in expert], reply_openings=True)
+    out: dict[str, list[Any]] = {"log_pi": forced.log_likelihood.tolist(),
+                                 "log_mu": expert_log_likelihood(expert).tolist(), "tokens": forced.tokens.tolist(),
+                                 "expert_turns": [], "step_errors": []}
+    for t, openings in zip(expert, forced.reply_openings):
+        replies = [m["content"] for m in t.messages if m["role"] == "assistant"]
+        errors = []
+        for turn, (guess, actual) in enumerate(openings[: len(replies)], start=1):
+            probs = t.infos[turn].get("expert_action_probs") if turn < len(t.infos) else None
+            allowed = {first(r) for r, q in probs.items() if q > 0} if probs else {actual}
+            errors.append(int(guess not in allowed))
+        out["step_errors"].append(errors)
+        out["expert_turns"].append(len(replies))
     return out
