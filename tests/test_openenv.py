@@ -392,15 +392,20 @@ def test_serve_rejects_bad_input_in_one_line(capsys):
 
 
 def test_a_remote_batch_stepped_at_once_plays_as_one_stepped_in_turn(servers, monkeypatch):
-    """Remote episodes of a turn are stepped at once (threads); the trajectories are those of the plain loop."""
+    """Remote episodes of a turn are stepped at once (their requests sent together, or from threads); the
+    trajectories are those of the plain loop."""
     import interplay.rollout as rollout_module
 
     spec, agent, seeds = EnvSpec("interplay/Remote-v0", {"url": servers["interplay/Maze-v0"]}), from_spec("expert"), \
         list(range(12))
-    at_once = rollout(spec, agent, seeds=seeds, group_size=2)
+    sent_ahead = rollout(spec, agent, seeds=seeds, group_size=2)
+    monkeypatch.setattr(rollout_module, "SEND_AHEAD", False)  # each call on its own, from threads
+    threads = rollout(spec, agent, seeds=seeds, group_size=2)
     monkeypatch.setattr(rollout_module, "MAX_STEP_THREADS", 1)  # one thread: the plain loop
     in_turn = rollout(spec, agent, seeds=seeds, group_size=2)
-    assert [t.to_dict() | {"manifest": None} for t in at_once] == [t.to_dict() | {"manifest": None} for t in in_turn]
+    record = [t.to_dict() | {"manifest": None} for t in in_turn]
+    assert [t.to_dict() | {"manifest": None} for t in sent_ahead] == record
+    assert [t.to_dict() | {"manifest": None} for t in threads] == record
 
 
 def test_env_workers_play_in_local_servers_as_in_process():
