@@ -259,6 +259,68 @@ def test_a_dropped_remote_envs_session_serves_the_next_one(servers, monkeypatch)
     env.close()
 
 
+def test_a_remote_rollouts_turn_is_one_hand_over_to_the_event_loop(servers, monkeypatch):
+    """rollout sends a turn's resets or steps of its remote episodes together (RemoteEnv.send_ahead): with
+    the sessions of an earlier rollout (no connection) and the expert's answers sent ahead (no query), one
+    hand-over to the loop thread per turn, and the trajectories of in-process play."""
+    import gc
+
+    from interplay.integrations import openenv_client
+
+    url, agent, seeds = servers["interplay/Maze-v0"], from_spec("expert"), list(range(8))
+    spec = EnvSpec("interplay/Remote-v0", {"url": url})
+    rollout(spec, agent, seeds=[20, 21, 22, 23, 24, 25, 26, 27])
+    gc.collect()
+    handed: list[str] = []
+    run = openenv_client._Loop.run.__func__
+
+    def counted(cls, coroutine, timeout):
+        handed.append(coroutine.__qualname__)
+        return run(cls, coroutine, timeout)
+
+    monkeypatch.setattr(openenv_client._Loop, "run", classmethod(counted))
+    remote = rollout(spec, agent, seeds=seeds)
+    local = rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds)
+    assert [t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in remote] == [
+        t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in local]
+    assert handed == ["_Sent.all"] * (1 + max(t.turns for t in local))
+
+
+def test_send_ahead_answers_the_next_call_or_raises_its_error(servers, monkeypatch):
+    from interplay.integrations import openenv_client
+
+    url = servers["interplay/Maze-v0"]
+    envs, local = [RemoteEnv(url) for _ in range(3)], twin("interplay/Maze-v0")
+    assert RemoteEnv.send_ahead([(env, "reset", seed) for seed, env in enumerate(envs)]) == [True] * 3
+    for seed, env in enumerate(envs):
+        assert env.reset(seed=seed) == local.reset(seed=seed)
+    move = local.expert_action()
+    # A non-str action is left to its own call (which refuses it); the others are answered at hand.
+    assert RemoteEnv.send_ahead([(envs[2], "step", move), (envs[1], "step", 5)]) == [True, False]
+    assert envs[2].step(move) == local.step(move)
+    with pytest.raises(TypeError):
+        envs[1].step(5)
+    # A call that is not the one sent ahead: the session's state is unknown, the episode lost.
+    RemoteEnv.send_ahead([(envs[1], "step", "up")])
+    with pytest.raises(RemoteEnvError, match="sent ahead"):
+        envs[1].step("down")
+    # A request that failed is raised at its call, as the call's own would be; the others answer.
+    request, broken = openenv_client._Session.request, envs[0]._session
+
+    async def fails(self, message):
+        if self is broken:
+            raise ConnectionResetError("closed by the server")
+        return await request(self, message)
+
+    monkeypatch.setattr(openenv_client._Session, "request", fails)
+    assert RemoteEnv.send_ahead([(envs[0], "step", "up"), (envs[2], "reset", 7)]) == [True, True]
+    with pytest.raises(RemoteEnvError, match="closed by the server"):
+        envs[0].step("up")
+    assert envs[2].reset(seed=7) == local.reset(seed=7)
+    for env in envs:
+        env.close()
+
+
 def test_remote_env_keeps_the_environment_contract(servers):
     from gymnasium.utils.env_checker import check_env
 
