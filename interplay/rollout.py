@@ -310,6 +310,8 @@ class _Calls:
     subprocess), the calls of a turn run at once from a thread pool, so a turn of a remote batch costs
     about one round trip, not one per episode. Each episode's calls stay in the order the plain loop
     makes them, so trajectories and seeds are the same; cheap in-process environments keep the plain loop.
+    Remote environments (``RemoteEnv.send_ahead``) get a turn's resets or steps sent together first
+    (:func:`_send_ahead`), and their calls then run in the plain loop, answered at hand.
     """
 
     _threads: concurrent.futures.ThreadPoolExecutor | None = None

@@ -300,6 +300,8 @@ class RemoteEnv(TextEnv):
     the server sends the expert's answers for each new state with the reset or step that reached it, and
     the first ``expert_action_probs()`` and ``expert_action()`` of each state are answered from them with
     no round trip (the same values: the server asked its expert once, as this call would have).
+    :meth:`send_ahead` sends the next reset or step of many RemoteEnvs at once (``rollout`` plays each turn
+    of a remote batch so: one hand-over to the event loop thread and back, rather than a thread per episode).
 
     Kwargs: ``url`` (http://, https://, ws:// or wss://; required), or a list of urls of servers that serve
     the same id and kwargs (a pool: each session goes to the next one in turn, skipping a server at
