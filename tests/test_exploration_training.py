@@ -86,6 +86,29 @@ def test_repexp_gets_hidden_vectors_of_the_models_width(tmp_path):
     assert np.allclose(alone.hidden, out["hidden"][:1], atol=1e-5)
 
 
+@pytest.mark.parametrize("representation", ["start", "policy"])
+def test_repexp_reads_a_frozen_copy_of_the_start_unless_asked_for_the_policy(tmp_path, representation):
+    from interplay.models import load
+
+    config = _config(exploration=ExplorationConfig(methods=["repexp"],
+                                                   params={"repexp": {"representation": representation}}))
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
+    rollout_func = make_rollout_func(config)
+    prompts = [task_key(CODE, 3)] * 4
+    start, _ = load(config.model)
+    with torch.no_grad():  # an update moves the policy
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    out = rollout_func(prompts, trainer)
+
+    def scored(model):
+        return teacher_forced(model, out["prompt_ids"], out["completion_ids"], out["env_mask"], hidden=True).hidden
+
+    reader, other = (start, trainer.model) if representation == "start" else (trainer.model, start)
+    assert np.allclose(out["hidden"], scored(reader), atol=1e-5)
+    assert not np.allclose(out["hidden"], scored(other), atol=1e-3)
+
+
 def test_trl_trains_on_the_shaped_rewards(tmp_path):
     exploration = ExplorationConfig(methods=["pkpo", "outcome_count", "batch_diversity"],
                                     weights={"outcome_count": 0.3, "batch_diversity": 0.2}, params={"pkpo": {"k": 2}})

@@ -27,7 +27,7 @@ from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.scoring import teacher_forced
 from interplay.seeds import task_key
 from interplay.training.config import GRPOTrainingConfig
-from interplay.training.exploration import RepExpBonus
+from interplay.training.exploration import RepExpBonus, build_shapers
 from interplay.training.grpo_tasks import parse_task_prompt
 
 if TYPE_CHECKING:
@@ -127,9 +127,29 @@ def episode_agent(config: GRPOTrainingConfig, trainer: Any, model: Any, tokenize
                    max_new_tokens=config.max_new_tokens, **config.agent_kwargs())
 
 
+def representation_model(config: GRPOTrainingConfig) -> str | None:
+    """Whose hidden states RepExp needs: "start" (a frozen copy of the starting model), "policy", or None
+    (no RepExp shaper)."""
+    if config.exploration is None:
+        return None
+    shapers = [s for s in build_shapers(config.exploration) if isinstance(s, RepExpBonus)]
+    return shapers[0].representation if shapers else None
+
+
+def frozen_start(config: GRPOTrainingConfig, policy: Any) -> Any:
+    """The model GRPO starts from (``config.model``, an adapter merged), frozen, on the policy's device and dtype:
+    loaded again rather than copied, so it stays the start when a run resumes from a checkpoint."""
+    from interplay.models import load
+
+    parameter = next(policy.parameters())
+    model, _ = load(config.model)
+    return model.to(device=parameter.device, dtype=parameter.dtype).eval().requires_grad_(False)
+
+
 def make_rollout_func(config: GRPOTrainingConfig) -> Any:
     """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: one episode per prompt, seed from the prompt."""
-    wants_hidden = config.exploration is not None and RepExpBonus.name in config.exploration.methods
+    representation = representation_model(config)
+    frozen: list[Any] = []  # the starting model, loaded at the first rollout that needs it
 
     def rollout_func(prompts: list[Any], trainer: GRPOTrainer) -> dict[str, list]:
         specs = []
@@ -142,9 +162,13 @@ def make_rollout_func(config: GRPOTrainingConfig) -> Any:
         agent = episode_agent(config, trainer, model, tokenizer)
         played = rollout(specs, agent, max_turns=config.max_turns, env_workers=config.env_workers)
         out = episode_fields(played, tokenizer.eos_token_id, config.discount, config.credit)
-        if wants_hidden:
-            # RepExp's representation: the mean last-layer hidden state over each episode's agent tokens.
-            out["hidden"] = teacher_forced(model, out["prompt_ids"], out["completion_ids"], out["env_mask"],
+        if representation is not None:
+            # RepExp's representation: the mean last-layer hidden state over each episode's agent tokens, read
+            # from a frozen copy of the starting model unless the policy's own is asked for.
+            if representation == "start" and not frozen:
+                frozen.append(frozen_start(config, model))
+            reader = frozen[0] if representation == "start" else model
+            out["hidden"] = teacher_forced(reader, out["prompt_ids"], out["completion_ids"], out["env_mask"],
                                            hidden=True).hidden.tolist()
         if config.critique_weight > 0:
             # Zero-padded for the eos that episode_fields may append.

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from typing import Literal
 
 import numpy as np
 
 from interplay.training.exploration.shaper import Bonus, GroupInfo, Target
+
+#: Whose hidden states RepExp reads: a frozen copy of the model GRPO starts from (the authors'), or the
+#: policy being trained.
+REPRESENTATIONS = ("start", "policy")
+Representation = Literal["start", "policy"]
 
 
 class RepExpBonus(Bonus):
@@ -22,16 +29,21 @@ class RepExpBonus(Bonus):
     product. Defaults follow the authors' recipe: λ = 0.01, ``proj_dim`` = 32 (their MATH/GSM8K
     setting), no unit normalization (``normalize=True`` scales each vector to norm 1 before centering),
     ``weight`` β = 0.01 on a 0/1 task reward, and the bonus added to the reward before GRPO's group
-    normalization (``target="reward"``). The bonus is 0 for every episode of a group without any
-    success and applies to every episode (correct or not) of a group with one, so it never rewards
-    novel failure where nothing was solved.
+    normalization (``target="reward"``), the hidden states of a frozen copy of the starting model
+    (``representation="start"``; ``"policy"`` reads the model being trained) and a fresh sparse projection
+    for every group (``fresh_projection``, seeded by ``seed``, the step and the task; False keeps one). The
+    bonus is 0 for every episode of a group without any success and applies to every episode (correct or
+    not) of a group with one, so it never rewards novel failure where nothing was solved.
     """
 
     name = "repexp"
 
     def __init__(self, weight: float = 0.01, lam: float = 0.01, proj_dim: int | None = 32, seed: int = 0,
                  leave_one_out: bool = False, center: bool = True, normalize: bool = False,
-                 target: Target = "reward") -> None:
+                 target: Target = "reward", representation: Representation = "start",
+                 fresh_projection: bool = True) -> None:
+        if representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
         if lam <= 0:
             raise ValueError(f"lam (ridge λ) must be > 0, got {lam}")
         if proj_dim is not None and proj_dim < 1:
@@ -40,12 +52,16 @@ class RepExpBonus(Bonus):
         self.lam = float(lam)
         self.proj_dim, self.seed = proj_dim, seed
         self.leave_one_out, self.center, self.normalize = leave_one_out, center, normalize
+        self.representation, self.fresh_projection = representation, fresh_projection
         self.projection: np.ndarray | None = None
 
-    def _project(self, h: np.ndarray) -> np.ndarray:
+    def _project(self, h: np.ndarray, group: GroupInfo) -> np.ndarray:
         if self.proj_dim is None:
             return h
-        if self.projection is None:
+        if self.fresh_projection:
+            key = hashlib.blake2b(f"{self.seed}:{group.step}:{group.task_key!r}".encode(), digest_size=8).digest()
+            self.projection = sparse_random_projection(h.shape[1], self.proj_dim, int.from_bytes(key, "little"))
+        elif self.projection is None:
             self.projection = sparse_random_projection(h.shape[1], self.proj_dim, self.seed)
         elif self.projection.shape[0] != h.shape[1]:
             raise ValueError(f"hidden size changed from {self.projection.shape[0]} to {h.shape[1]}: one RepExpBonus "
@@ -58,7 +74,7 @@ class RepExpBonus(Bonus):
                              "last-layer hidden state over the episode's agent tokens)")
         if not any(group.successes):
             return np.zeros(group.size)
-        h = self._project(group.hidden)
+        h = self._project(group.hidden, group)
         if self.normalize:
             h = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
         if self.center:
