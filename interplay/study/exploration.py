@@ -23,18 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from interplay.experiments import GRPO_CHECKS_NOTE, mean_checks, pct, with_interval
 from interplay.metrics import per_task_pass_at_k
 from interplay.study.core import (
-    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
-    mean_checks,
     over,
-    pct,
     play,
     two_way_interval,
-    with_interval,
 )
 from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 from interplay.training.exploration import ExplorationConfig

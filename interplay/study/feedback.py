@@ -32,18 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from interplay.experiments import GRPO_CHECKS_NOTE, mean_checks, pct, pct_interval, with_interval
 from interplay.study.core import (
-    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
-    mean_checks,
     over,
-    pct,
-    pct_interval,
     play,
     two_way_interval,
-    with_interval,
 )
 
 ENV = "interplay/CodeBreaker-v0"

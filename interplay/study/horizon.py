@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from interplay.experiments import pct, pct_interval, with_interval
 from interplay.study.core import (
     Budget,
     Claim,
@@ -40,11 +41,8 @@ from interplay.study.core import (
     claim,
     expert_forcing,
     over,
-    pct,
-    pct_interval,
     play,
     two_way_interval,
-    with_interval,
 )
 from interplay.training.config import ImitationConfig
 
