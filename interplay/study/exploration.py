@@ -37,13 +37,15 @@ from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 from interplay.training.exploration import ExplorationConfig
 
 ENV = "interplay/CodeBreaker-v0"
-ENV_KWARGS = {"instructions": False, "max_attempts": 3, "outcome": "hints"}
+ENV_KWARGS = {"instructions": False, "max_attempts": 4, "outcome": "hints"}
 MAX_NEW_TOKENS = 5
 K = (1, 4, 16, 64)  # pass@k columns; the smallest budget plays 8 samples and stops at pass@4 (its K_SMALLEST)
 K_SMALLEST = (1, 4)
-#: SFT_STEPS: the start, an early checkpoint (diverse: it has not yet collapsed onto the expert's one guess
-#: sequence); TRAIN_TASKS: a fixed set, so GRPO_STEPS * BATCH / GROUP groups visit each task ~15 times.
-SFT_STEPS, GRPO_STEPS, BATCH, GROUP, TRAIN_TASKS, EVAL_TASKS = 60, 30, 64, 8, 16, 200
+#: SFT_STEPS: the start, an early checkpoint, diverse because it has not yet collapsed onto the expert's
+#: deterministic guesses (chosen so that its pass@64 on held-out codes lies between 20% and 60%, measured
+#: once with seed 0 before the arms were run; the section reports what each seed's start reached);
+#: TRAIN_TASKS: a fixed set, so GRPO_STEPS * BATCH / GROUP groups visit each task ~15 times.
+SFT_STEPS, GRPO_STEPS, BATCH, GROUP, TRAIN_TASKS, EVAL_TASKS = 80, 30, 64, 8, 16, 200
 #: The arms: the two GRPO controls and one per exploration method.
 ARMS = ("grpo", "grpo_unscaled", "outcome_count", "batch_diversity", "repexp", "pkpo")
 #: Each method's control: the GRPO arm with the same reward scaling.
