@@ -6,9 +6,9 @@ episodes, success within each attempt where the task gives feedback (math, code 
 reasoning-gym: attempt t = turn t), the invalid-reply rate (the share of turns the environment could
 not read), agent tokens per episode and the task's wall time.
 
-Runs resume: each task's summary and episodes are written as soon as it finishes, under
-``<out>/tasks/``, keyed by the suite version and the settings; a rerun with the same settings skips
-what is there. The whole run writes ``bench.json``, ``bench.md`` and ``episodes.html`` (the viewer).
+Runs resume: each task is a cached job (``interplay.experiments.Jobs``), its row, episodes and log written
+as soon as it finishes under ``<out>/tasks/<task>/``, keyed by the suite version and the settings; a rerun
+with the same settings skips what is there, one with other settings plays the task again. The whole run writes ``bench.json``, ``bench.md`` and ``episodes.html`` (the viewer).
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ from typing import Any
 from interplay import metrics
 from interplay.agents.base import Agent
 from interplay.evaluation import evaluate
+from interplay.experiments import Jobs, pct, pct_interval, table
 from interplay.rollout import Trajectory, load_trajectories, save_trajectories
 from interplay.seeds import EVAL_SEED_START
 
+#: A task's episodes, in its job's folder.
+EPISODES = "episodes.jsonl"
 #: Bump whenever a task, its kwargs or its turn limit changes: tables of different versions do not compare.
 SUITE_VERSION = 1
 #: TextArena's single-player games allow 100 turns; the suite caps them (a TurnLimit, in every manifest)
@@ -98,22 +101,17 @@ def task_row(task: BenchTask, result: dict[str, Any], trajectories: Sequence[Tra
 
 
 def run_task(task: BenchTask, agent: Agent, episodes: int, seed_start: int, out: Path) -> dict[str, Any]:
-    """Play one task (or read its saved row when the settings match) and save its row and episodes."""
-    key = settings_key(agent, episodes, seed_start)
-    row_path, episodes_path = out / "tasks" / f"{task.name}.json", out / "tasks" / f"{task.name}.jsonl"
-    if row_path.exists() and episodes_path.exists():
-        saved = json.loads(row_path.read_text())
-        if saved.get("settings") == key:
-            return saved["row"]
-    played: list[Trajectory] = []
-    started = time.perf_counter()
-    result = evaluate(task.env, agent, episodes, env_kwargs=task.env_kwargs, seed_start=seed_start,
-                      max_turns=task.max_turns, trajectories=played, progress=True)
-    row = task_row(task, result, played, time.perf_counter() - started)
-    row_path.parent.mkdir(parents=True, exist_ok=True)
-    save_trajectories(episodes_path, played)
-    row_path.write_text(json.dumps({"settings": key, "row": row}, indent=1))
-    return row
+    """Play one task, the job ``<out>/tasks/<task>/`` (row and episodes), or read its row back when it was played
+    with the same settings (``settings_key``)."""
+    def compute(folder: Path) -> dict[str, Any]:
+        played: list[Trajectory] = []
+        started = time.perf_counter()
+        result = evaluate(task.env, agent, episodes, env_kwargs=task.env_kwargs, seed_start=seed_start,
+                          max_turns=task.max_turns, trajectories=played, progress=True)
+        save_trajectories(folder / EPISODES, played)
+        return task_row(task, result, played, time.perf_counter() - started)
+
+    return Jobs(out / "tasks").run(task.name, compute, key=settings_key(agent, episodes, seed_start))
 
 
 def run_bench(agent: Agent, out: str | Path, *, episodes: int = 16, tasks: Sequence[str] | None = None,
@@ -137,30 +135,27 @@ def run_bench(agent: Agent, out: str | Path, *, episodes: int = 16, tasks: Seque
     (out / "bench.md").write_text(markdown(report))
     from interplay.viewer import write_html
 
-    shown = [t for task in chosen for t in load_trajectories(out / "tasks" / f"{task.name}.jsonl")[:viewer_episodes]]
+    shown = [t for task in chosen for t in load_trajectories(out / "tasks" / task.name / EPISODES)[:viewer_episodes]]
     write_html(out / "episodes.html", shown, title=f"interplay bench: {agent.name}")
     return report
 
 
 def _by_attempt(row: dict[str, Any]) -> str:
     by = row["success_by_attempt"]
-    return " / ".join(f"{100 * v:.0f}" for v in by.values()) if by else "–"
+    return " / ".join(pct(v, digits=0) for v in by.values()) if by else "–"
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The bench table in Markdown, with the settings it was measured under."""
     sampling = ", ".join(f"{k}={v}" for k, v in report["sampling"].items() if v is not None)
-    lines = [
+    rows = [[row["task"], pct_interval(row["success"], *row["success_ci95"], digits=0), _by_attempt(row),
+             pct(row["invalid_rate"], digits=0), f"{row['agent_tokens_per_episode']:.0f}", f"{row['seconds']:.0f}"]
+            for row in report["rows"]]
+    header = ["task", "success % [95% CI]", "success by attempt %", "invalid replies %", "agent tokens / episode",
+              "wall s"]
+    return "\n".join([
         f"Model `{report['model']}`, suite v{report['suite_version']}, {report['episodes']} held-out episodes "
         f"per task (seeds from {report['seed_start']}), {sampling}.",
         "",
-        "| task | success % [95% CI] | success by attempt % | invalid replies % | agent tokens / episode | "
-        "wall s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in report["rows"]:
-        low, high = row["success_ci95"]
-        lines.append(f"| {row['task']} | {100 * row['success']:.0f} [{100 * low:.0f}, {100 * high:.0f}] | "
-                     f"{_by_attempt(row)} | {100 * row['invalid_rate']:.0f} | "
-                     f"{row['agent_tokens_per_episode']:.0f} | {row['seconds']:.0f} |")
-    return "\n".join(lines) + "\n"
+        *table(header, rows),
+    ]) + "\n"

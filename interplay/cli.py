@@ -175,13 +175,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _stage(name: str) -> tuple[type, type, Any, Any]:
-    """(interplay config class, TRL config class, TRL defaults, train function) of a training stage."""
+    """(interplay config class, TRL config class, TRL defaults, train function) of a training stage; the train
+    function takes ``(config, args, resume=..., console=...)``."""
     if name == "sft":
+        from functools import partial
+
         from trl import SFTConfig
 
         from interplay.training.imitation import sft_defaults, train_imitation
 
-        return _stage_class(name), SFTConfig, sft_defaults(), train_imitation
+        # The console's bar is the run's: no second bar over the expert episodes.
+        return _stage_class(name), SFTConfig, sft_defaults(), partial(train_imitation, progress=False)
     from trl import GRPOConfig
 
     if name == "selfplay":
@@ -210,36 +214,42 @@ def _exploration_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _add_config_fields(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """One ``--field-name`` flag per field of an interplay config dataclass (default None: unset); the fields
-    of a nested ``LoraSettings`` as ``--lora-<field>`` (``prefix``), help from their metadata."""
+def _add_config_fields(parser: Any, cls: type, prefix: str = "") -> None:
+    """One ``--field-name`` flag per field of an interplay config dataclass, its help from the field's metadata;
+    the fields of a nested ``LoraSettings`` as ``--lora-<field>`` (``prefix``). A flag not given is absent from
+    the parsed namespace (``argparse.SUPPRESS``), so the dataclass's own default applies."""
     import types
     import typing
 
     from interplay.training.config import LoraSettings
-    from interplay.training.exploration import SHAPERS, ExplorationConfig
+    from interplay.training.exploration import ExplorationConfig
 
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         if hint is LoraSettings:
             _add_config_fields(parser, LoraSettings, prefix=f"{f.name}_")
+            # A `lora:` mapping in a --config file (the flags above add to it); no flag of its own.
+            parser.add_argument(f"--{f.name}", type=_json_value, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
             continue
         # `int | None` -> int; a generic like dict[str, Any] is itself the kind (never its args).
         kinds = [k for k in typing.get_args(hint) if k is not type(None)] if typing.get_origin(hint) in (
             typing.Union, types.UnionType) else [hint]
-        kind = kinds[0] if kinds[0] in (int, float, str) else _json_value
-        default = f.default if f.default is not dataclasses.MISSING else "{}"
-        text = f"(default: {default})" + (" JSON" if kind is _json_value else "")
-        if "help" in f.metadata:
-            text = f.metadata["help"]
-        if kinds[0] is ExplorationConfig:
-            kind = _exploration_value
-            text = (f"reward shapers per GRPO group, from {', '.join(SHAPERS)}: comma-separated "
-                    "name[:weight][:key=value...], e.g. 'outcome_count:0.1,pkpo:k=4', or JSON "
-                    "'{\"methods\": [...], \"weights\": {...}, \"params\": {...}}' (default: none)")
+        kind = {int: int, float: float, str: str, bool: _bool_value, ExplorationConfig: _exploration_value}.get(
+            kinds[0], _json_value)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")
         name = prefix + f.name
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=text)
+        spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])  # TRL's parser takes both too
+        parser.add_argument(*spellings, dest=name, type=kind, default=argparse.SUPPRESS, help=text)
+
+
+def _bool_value(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _lora_fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -250,52 +260,87 @@ def _lora_fields(values: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in values.items() if not k.startswith("lora_")}
     flat = {k[len("lora_"):]: v for k, v in values.items() if k.startswith("lora_") and v is not None}
     if flat:
-        unknown = set(flat) - {f.name for f in dataclasses.fields(LoraSettings)}
-        if unknown:
-            raise SystemExit(f"unknown LoRA fields {sorted('lora_' + k for k in unknown)}; accepted: lora_r, "
-                             "lora_alpha, lora_target_modules, lora_dropout.")
         out["lora"] = {**dataclasses.asdict(LoraSettings.of(values.get("lora"))), **flat}
     return out
 
 
-def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from transformers import HfArgumentParser
+def _train_parser(stage: str, ours: type, trl_class: type, defaults: dict[str, Any]) -> Any:
+    """``interplay train <stage>``'s parser: TRL's ``TrlParser`` over its config (every TRL field as
+    ``--field-name`` with TRL's help, ``--config`` YAML files), ``defaults`` in place of TRL's, and interplay's
+    config fields as a group of their own. A name both configs have is interplay's flag and sets both."""
+    from trl import TrlParser
 
-    ours, trl_class, defaults, train = _stage(args.stage)
-    names = {f.name for f in dataclasses.fields(ours)}
-    from_file: dict[str, Any] = {}
-    if args.config:
-        import yaml
-
-        with open(args.config) as f:
-            from_file = yaml.safe_load(f) or {}
-        if not isinstance(from_file, dict):
-            raise SystemExit(f"--config {args.config}: expected a mapping of field: value, got {type(from_file).__name__}.")
-    from_file = _lora_fields(from_file)
+    parser = TrlParser(trl_class, prog=f"interplay train {stage}", conflict_handler="resolve", description=(
+        f"{TRAIN_STAGES[stage]}. Options: every field of TRL's {trl_class.__name__}, with TRL's help and interplay's "
+        f"defaults for this stage (bf16 only where a GPU supports it), then interplay's own ({ours.__name__}). "
+        "Flags override --config, which overrides the defaults."))
+    parser.set_defaults(**defaults)
+    group = parser.add_argument_group(f"interplay ({ours.__name__})")
+    group.add_argument("--config", default=None, metavar="YAML",
+                       help="YAML file of field: value, interplay's fields and TRL's alike")
+    group.add_argument("--resume", nargs="?", const="latest", default=None,
+                       help="resume from a checkpoint directory (no value: the latest in --output-dir)")
+    _add_config_fields(group, ours)
+    # A name both configs have is interplay's flag alone (TRL's is replaced), with interplay's default: TRL's
+    # parser fills every field of its config from the parsed options, so this one must always be there.
     trl_names = {f.name for f in dataclasses.fields(trl_class)}
-    unknown = sorted(set(from_file) - names - trl_names)
-    if unknown:
-        raise SystemExit(f"--config {args.config}: unknown fields {unknown}; accepted: the fields of "
-                         f"{ours.__name__} ({', '.join(sorted(names))}) and of TRL's {trl_class.__name__}.")
-    flags = {k: v for k, v in vars(args).items() if (k in names or k.startswith("lora_")) and v is not None}
-    config = ours(**_lora_fields({**{k: v for k, v in from_file.items() if k in names}, **flags}))
-    hf = HfArgumentParser(trl_class)
-    hf.set_defaults(**{**defaults, **{k: v for k, v in from_file.items() if k in trl_names}})
-    trl_args, rest = hf.parse_args_into_dataclasses(list(extra), return_remaining_strings=True)
+    parser.set_defaults(**{f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                           for f in dataclasses.fields(ours) if f.name in trl_names})
+    return parser
+
+
+#: ``interplay train``'s stages and what each trains.
+TRAIN_STAGES = {"sft": "imitation on expert play (offline or --mode dagger)",
+                "grpo": "multi-turn GRPO on whole episodes",
+                "selfplay": "self-play on a two-player TextArena game (SPIRAL's role-conditioned advantages)"}
+
+
+def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    ours, trl_class, defaults, train = _stage(args.stage)
+    parser = _train_parser(args.stage, ours, trl_class, defaults)
+    trl_args, *parsed, from_file, rest = parser.parse_args_and_config(
+        list(extra), return_remaining_strings=True, separate_remaining_strings=True)
+    if from_file:
+        names = sorted({f.name for f in dataclasses.fields(ours)} | {f.name for f in dataclasses.fields(trl_class)})
+        raise SystemExit(f"--config: unknown fields {[key[2:] for key in from_file[::2]]}; accepted: the fields of {ours.__name__} and of "
+                         f"TRL's {trl_class.__name__} ({len(names)} in all; `interplay train {args.stage} --help`).")
     if rest:
         raise SystemExit(f"interplay train {args.stage}: unknown options {rest}; accepted: the flags in "
-                         f"`interplay train {args.stage} --help` and any {trl_class.__name__} field as --field-name.")
+                         f"`interplay train {args.stage} --help`.")
+    given = vars(parsed[0]) if parsed else {}
+    resume = given.pop("resume", None)
+    given.pop("config", None)
+    shared = {f.name for f in dataclasses.fields(ours)} & {f.name for f in dataclasses.fields(trl_class)}
+    config = ours(**_lora_fields({**given, **{name: vars(trl_args)[name] for name in shared}}))
     if not trl_args.output_dir or trl_args.output_dir == "trainer_output":
         raise SystemExit(f"interplay train {args.stage}: give --output-dir DIR (where checkpoints and the model go).")
-    resume = args.resume if args.resume != "latest" else True
-    result = train(config, trl_args, resume=resume)
+    result = _train_quietly(train, config, trl_args, True if resume == "latest" else resume, args.stage)
     if hasattr(result, "summary"):  # self-play: its own report (win/draw/loss by seat)
         print(result.summary())
         return 0
     score = result.heldout[-1] if result.heldout else {}
     print(f"saved {result.output_dir} in {result.seconds:.0f} s; held-out success rate (greedy, "
-          f"{config.eval_episodes} tasks): {score.get('heldout/success_rate', float('nan')):.3f}")
+          f"{config.eval_episodes} tasks): {score.get('heldout/success_rate', float('nan')):.3f}; logs: "
+          f"{LOG_FILE} and {MESSAGES_FILE} there")
     return 0
+
+
+#: In a run's output directory: every trainer log entry as JSON lines, and the libraries' own messages.
+LOG_FILE, MESSAGES_FILE = "train_log.jsonl", "messages.log"
+
+
+def _train_quietly(train: Any, config: Any, trl_args: Any, resume: Any, stage: str) -> Any:
+    """``train`` as the pipeline runs it: one progress bar with the live figures on the terminal; the trainer's
+    log entries and the libraries' warnings and messages in files of the output directory."""
+    from pathlib import Path
+
+    from interplay.training.common import TrainingConsole, check_launch, library_output_to
+
+    check_launch(trl_args)  # refused before anything is written to the output directory
+    out = Path(trl_args.output_dir)
+    console = TrainingConsole(out / LOG_FILE, f"train {stage}", bar=not trl_args.disable_tqdm)
+    with library_output_to(out / MESSAGES_FILE):
+        return train(config, trl_args, resume=resume, console=console)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -451,20 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model: imitation (sft), multi-turn RL (grpo) or self-play (selfplay), "
                        "on TRL")
     stages = p.add_subparsers(dest="stage", required=True)
-    for stage, config, trl_config, what in (
-        ("sft", "ImitationConfig", "SFTConfig", "imitation on expert play (offline or --mode dagger)"),
-        ("grpo", "GRPOTrainingConfig", "GRPOConfig", "multi-turn GRPO on whole episodes"),
-        ("selfplay", "SelfPlayConfig", "GRPOConfig", "self-play on a two-player TextArena game (SPIRAL's RAE)"),
-    ):
-        q = stages.add_parser(stage, help=what, description=(
-            f"{what}. The flags below are interplay's ({config}); every field of TRL's {trl_config} is accepted "
-            "as --field-name too (e.g. --output-dir, --learning-rate, --max-steps, --per-device-train-batch-size, "
-            "--report-to tensorboard). Flags override --config; both override the defaults measured to learn."))
-        q.add_argument("--config", default=None, help="YAML file of field: value (interplay's and TRL's fields)")
-        q.add_argument("--resume", nargs="?", const="latest", default=None,
-                       help="resume from a checkpoint directory (no value: the latest in --output-dir)")
-        _add_config_fields(q, _stage_class(stage))
-        q.set_defaults(func=cmd_train)
+    for stage, what in TRAIN_STAGES.items():
+        # Every option, --help included, goes on to cmd_train's parser (TRL's, with interplay's fields).
+        stages.add_parser(stage, help=what, add_help=False).set_defaults(func=cmd_train)
 
     from interplay import bench
 
@@ -547,14 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", help="uvicorn's log level (default warning)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("study", help="the seminar's four findings (horizon, coverage, exploration, feedback), "
-                       "each measured with seeds and given a verdict",
+    p = sub.add_parser("study", help="four findings (horizon, coverage, exploration, feedback), each measured "
+                       "with seeds and given a verdict",
                        description="Runs the four sections of interplay.study and writes study.md and study.json "
                        "into --out. Every training and evaluation is cached there: a rerun resumes.")
     p.add_argument("--out", default="runs/study")
     p.add_argument("--budget", type=float, default=1.0, help="scales every training's steps and every evaluation's "
-                   "tasks (1.0: under an hour on 2 CPU cores with --workers 2; 0.02: the smallest run, about a "
-                   "minute; more on a GPU); seeds: 2 below 0.5, 3 up to 2, 5 beyond")
+                   "tasks (1.0: the full study on a CPU; 0.02: the smallest run; above 2: the GPU's); seeds: 2 "
+                   "below 0.5, 3 up to 2, 5 beyond")
     p.add_argument("--workers", type=int, default=1, help="sections run side by side in this many processes, "
                    "one torch thread each (2 on a 2-core machine)")
     p.add_argument("--sections", default=None, help="comma-separated subset of horizon,coverage,exploration,feedback")

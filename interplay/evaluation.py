@@ -212,44 +212,17 @@ def expert_log_likelihood(trajectories: Sequence[Trajectory]) -> np.ndarray:
 
 def sequence_log_likelihood(model: Any, trajectories: Sequence[Trajectory], *, temperature: float = 1.0,
                             batch_size: int = 16) -> np.ndarray:
-    """log π(y|x) of each trajectory's agent tokens under ``model``: one teacher-forced forward pass
-    over ``prompt_ids + completion_ids`` (batched by length, no grad), summing
-    ``log_softmax(logits / temperature)`` at the positions ``agent_mask`` marks."""
-    import torch
+    """log π(y|x) of each trajectory's agent tokens under ``model``: ``interplay.scoring.teacher_forced`` over
+    ``prompt_ids + completion_ids``, summing ``log_softmax(logits / temperature)`` where ``agent_mask`` marks."""
+    from interplay.scoring import teacher_forced
 
-    from interplay.agents.tokens import pad_batch
-
-    if not temperature > 0 or batch_size < 1:
-        raise ValueError(f"need temperature > 0 and batch_size ≥ 1, got {temperature} and {batch_size}.")
     for t in trajectories:
         if not t.prompt_ids or len(t.agent_mask) != len(t.completion_ids):
             raise ValueError(f"{t.env_id} (seed {t.seed}) carries no token ids: roll it out with the model's "
                              "tokenizer (rollout(..., tokenizer=...)).")
-    device = next(model.parameters()).device
-    order = sorted(range(len(trajectories)), key=lambda i: len(trajectories[i].prompt_ids)
-                   + len(trajectories[i].completion_ids))
-    out = np.zeros(len(trajectories))
-    was_training = model.training
-    model.eval()  # no dropout; restored below (TRL reads model.training)
-    try:
-        with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                rows = [trajectories[i] for i in order[start : start + batch_size]]
-                tokens, attention, scored = pad_batch([t.prompt_ids + t.completion_ids for t in rows], marks=[
-                    [0] * len(t.prompt_ids) + t.agent_mask for t in rows], device=device)
-                scored = scored.bool()
-                logits = model(input_ids=tokens, attention_mask=attention).logits[:, :-1]
-                # Position i predicts token i + 1; only the scored targets get a log_softmax.
-                target = scored[:, 1:]
-                logp = torch.log_softmax(logits[target].float() / temperature, -1)
-                picked = logp.gather(-1, tokens[:, 1:][target][:, None])[:, 0]
-                row_of = torch.arange(len(rows), device=device)[:, None].expand_as(target)[target]
-                sums = torch.zeros(len(rows), dtype=torch.float64, device=device)
-                sums.index_add_(0, row_of, picked.double())
-                out[order[start : start + batch_size]] = sums.cpu().numpy()
-    finally:
-        model.train(was_training)
-    return out
+    return teacher_forced(model, [t.prompt_ids for t in trajectories], [t.completion_ids for t in trajectories],
+                          [t.agent_mask for t in trajectories], temperature=temperature,
+                          batch_size=batch_size).log_likelihood
 
 
 def coverage_report(model: Any, tokenizer: Any, env_id: str, seeds: Sequence[int], *,

@@ -34,6 +34,7 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 
 from interplay.agents.base import Agent, Reply, Session, as_reply
 from interplay.agents.chat import ChatEncoder, Message
@@ -166,7 +167,13 @@ class _Episode:
             self.env.unwrapped.expert_ahead = True
         if max_turns is not None:  # a limit from outside the task: a wrapper, recorded in the manifest
             self.env = TurnLimit(self.env, max_turns)
-        observation, info = self.env.reset(seed=seed)
+        #: The environment takes its requests ahead of its calls (RemoteEnv.send_ahead) behind wrappers that
+        #: pass every call through unchanged, so a turn of a remote batch is one hand-over to its event loop.
+        self.sends_ahead = _sends_ahead(self.env)
+
+    def begin(self) -> None:
+        """Reset the environment (at the episode's seed) and start the chat."""
+        observation, info = self.env.reset(seed=self.seed)
         # The limit this episode is held to; the environment's own is known after reset (a maze sets it then).
         self.turn_limit = self.env.limit if isinstance(self.env, TurnLimit) else self.env.unwrapped.turn_limit
         self.wrappers = [{"name": w.name, "entry_point": w.entry_point, "kwargs": jsonable(w.kwargs)}
@@ -244,6 +251,37 @@ class _Episode:
         return terminated or truncated
 
 
+#: Wrappers that pass reset(seed=...) and step(action) through unchanged, once per call: an environment behind
+#: only these may be sent its requests ahead (``RemoteEnv.send_ahead``).
+_PASS_THROUGH = (OrderEnforcing, PassiveEnvChecker, TimeLimit, TurnLimit)
+
+
+def _sends_ahead(env: gym.Env) -> bool:
+    while isinstance(env, gym.Wrapper):
+        if type(env) not in _PASS_THROUGH:
+            return False
+        env = env.env
+    return callable(getattr(env, "send_ahead", None))
+
+
+#: Send the requests of a turn's remote episodes together (``RemoteEnv.send_ahead``); False: each call on its own.
+SEND_AHEAD = True
+
+
+def _send_ahead(episodes: list[_Episode], kind: str, args: dict[int, Any]) -> bool:
+    """Send the remote episodes' next requests (``kind`` "reset" or "step", row -> seed or reply text) together,
+    and wait for their answers; True when every row's call is then answered at hand (no thread needed)."""
+    if not SEND_AHEAD:
+        return False
+    by_class: dict[type, list[tuple[Any, str, Any]]] = {}
+    for row, arg in args.items():
+        if episodes[row].sends_ahead:
+            env = episodes[row].env.unwrapped
+            by_class.setdefault(type(env), []).append((env, kind, arg))
+    sent = [all(cls.send_ahead(calls)) for cls, calls in by_class.items()]
+    return sum(len(calls) for calls in by_class.values()) == len(args) and all(sent)
+
+
 #: The most environment calls a rollout has in flight at once (threads; each mostly waits on a server).
 MAX_STEP_THREADS = 128
 
@@ -258,6 +296,13 @@ def _slow_step(spec_id: str) -> bool:
     return bool(getattr(creator, "slow_step", False))
 
 
+def _at_hand(env: Any, query: str) -> bool:
+    """Whether ``env`` answers ``query`` (an expert method) without waiting outside this interpreter: an
+    in-process environment, or a remote one that received the answer with its last observation."""
+    at_hand = getattr(env, "answers_at_hand", None)
+    return bool(at_hand(query)) if at_hand is not None else not getattr(env, "slow_step", False)
+
+
 class _Calls:
     """Runs one call per live episode (make, reset, expert queries, step), in row order.
 
@@ -265,6 +310,8 @@ class _Calls:
     subprocess), the calls of a turn run at once from a thread pool, so a turn of a remote batch costs
     about one round trip, not one per episode. Each episode's calls stay in the order the plain loop
     makes them, so trajectories and seeds are the same; cheap in-process environments keep the plain loop.
+    Remote environments (``RemoteEnv.send_ahead``) get a turn's resets or steps sent together first
+    (:func:`_send_ahead`), and their calls then run in the plain loop, answered at hand.
     """
 
     _threads: concurrent.futures.ThreadPoolExecutor | None = None
@@ -283,11 +330,21 @@ class _Calls:
                     os.getpid()
             return cls._threads
 
-    def map(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """``[call(item) for item in items]``; the first error (in item order) is raised."""
-        if self._pool is None:
+    def map(self, call: Callable[[Any], Any], items: Iterable[Any], at_once: bool = True) -> list[Any]:
+        """``[call(item) for item in items]``; the first error (in item order) is raised. ``at_once=False``: the
+        plain loop (every call answers at once, so threads would only add their hand-over cost)."""
+        if self._pool is None or not at_once:
             return [call(item) for item in items]
         return list(self._pool.map(call, items))
+
+    def expert(self, episodes: list[_Episode], live: list[int], query: str) -> dict[int, Any]:
+        """Row -> the episode's ``expert_action()`` or ``expert_action_probs()`` (``query``), asked at once only
+        where some environment would wait for its answer (a remote one without it at hand)."""
+        def ask(row: int) -> Any:
+            return getattr(episodes[row].env.unwrapped, query)()
+
+        wait = any(not _at_hand(episodes[row].env.unwrapped, query) for row in live)
+        return dict(zip(live, self.map(ask, live, at_once=wait)))
 
     def close(self) -> None:
         self._pool = None  # the threads are kept for the next rollout
@@ -309,7 +366,7 @@ def _replies(session: Session, agent: Agent, episodes: list[_Episode], live: lis
     """One turn of the agent for every live episode: row -> (reply, error)."""
     expert = None
     if agent.wants_expert_actions:
-        expert = dict(zip(live, calls.map(lambda row: episodes[row].env.unwrapped.expert_action(), live)))
+        expert = calls.expert(episodes, live, "expert_action")
     replies = session.act({row: episodes[row].new for row in live}, expert_actions=expert)
     out = {}
     for row in live:
@@ -394,6 +451,8 @@ def _play(starts: list[tuple[EnvSpec, int, int]], agent: Agent, calls: _Calls, u
           max_turns: int | None, tokenizer: Any, progress: bool) -> list[Trajectory]:
     episodes = calls.map(lambda start: _Episode(*start, max_turns, urls.get(start[2]), agent.wants_expert_actions),
                          starts)
+    at_hand = _send_ahead(episodes, "reset", {row: episode.seed for row, episode in enumerate(episodes)})
+    calls.map(_Episode.begin, episodes, at_once=not at_hand)
     model_ids = agent.encoder is not None
     encoder = agent.encoder if model_ids else tokenizer if isinstance(tokenizer, ChatEncoder) else \
         ChatEncoder(tokenizer) if tokenizer is not None else None
@@ -408,12 +467,13 @@ def _play(starts: list[tuple[EnvSpec, int, int]], agent: Agent, calls: _Calls, u
     while live:
         # A seeded-stochastic expert's distribution over its replies (drawn before it acts), recorded for
         # the exact log μ(y|x) of the coverage profile (interplay.evaluation.expert_log_likelihood).
-        expert_probs = dict(zip(live, calls.map(lambda row: episodes[row].env.unwrapped.expert_action_probs(), live))) \
-            if agent.wants_expert_actions else {}
+        expert_probs = calls.expert(episodes, live, "expert_action_probs") if agent.wants_expert_actions else {}
         replies = _replies(session, agent, episodes, live, calls)
         for row, (reply, _) in replies.items():
             episodes[row].record_reply(reply, encoder, model_ids)
-        ended = calls.map(_step, [(episodes[row], *replies[row], expert_probs.get(row)) for row in replies])
+        at_hand = _send_ahead(episodes, "step", {row: reply.text for row, (reply, _) in replies.items()})
+        ended = calls.map(_step, [(episodes[row], *replies[row], expert_probs.get(row)) for row in replies],
+                          at_once=not at_hand)
         finished = [row for row, end in zip(replies, ended) if end]
         if finished:
             session.drop(finished)

@@ -1,6 +1,6 @@
 import os
 
-# Tiny models run 40-90x slower with 2 threads on a shared 2-core machine (shared/NOTES.md).
+# Tiny models run many times slower with several torch threads on a shared machine: one thread each.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402

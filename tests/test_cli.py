@@ -30,3 +30,16 @@ def test_default_training_task_is_an_id_that_says_its_turn_limit():
     for seed in range(5):
         observation, info = env.reset(seed=seed)
         assert env.unwrapped.max_turns == info["max_turns"] == 12 and "Reach goal in 12 moves" in observation
+
+
+def test_train_help_documents_trls_fields_and_interplays(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "grpo", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE The initial learning rate for AdamW. " \
+           "(default: 0.0003)" in text  # TRL's help, interplay's measured default
+    assert "interplay (GRPOTrainingConfig):" in text and "--credit CREDIT which advantage each turn gets" in text
+    assert "--lora-r LORA_R, --lora_r LORA_R LoRA rank" in text

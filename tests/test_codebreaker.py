@@ -6,6 +6,7 @@ import pytest
 
 import interplay  # noqa: F401
 from interplay.envs.codebreaker import CodeBreakerEnv, code_split, digit_hints
+from interplay.envs.feedback import NO_ANSWER
 
 
 def play_expert(env: CodeBreakerEnv, seed: int) -> dict:
@@ -144,3 +145,46 @@ def test_deterministic_expert_has_no_distribution_and_rollout_records_none():
     assert t.success and not any("expert_action_probs" in info for info in t.infos)
     [m] = rollout(EnvSpec("interplay/Maze-v0", {"size": 3}, seed=3), ExpertAgent())
     assert all("expert_action_probs" in info for info in m.infos[1:])
+
+
+def test_outcome_hints_names_the_last_guess_hint_pattern() -> None:
+    env = CodeBreakerEnv(outcome="hints")
+    env.reset(seed=3)
+    secret = env.task.answer
+    wrong = "".join(str((int(d) + 1) % 10) for d in secret)
+    env.step(wrong)
+    env.step(wrong)
+    env.step(wrong)
+    *_, info = env.step(wrong)
+    assert info["outcome"] == digit_hints(secret, wrong)
+    env.reset(seed=3)
+    *_, info = env.step(secret)
+    assert info["outcome"] == "==="
+    env.reset(seed=3)
+    for _ in range(4):
+        *_, info = env.step("no digits")
+    assert info["outcome"] == NO_ANSWER
+
+
+def test_outcome_kind_is_checked() -> None:
+    with pytest.raises(ValueError, match="outcome='final'.*guess"):
+        CodeBreakerEnv(outcome="final")
+
+
+def test_decoy_teacher_hints_in_the_rule_format_about_another_code() -> None:
+    rule, decoy = CodeBreakerEnv(teacher="rule"), CodeBreakerEnv(teacher="decoy")
+    rule.reset(seed=11)
+    decoy.reset(seed=11)
+    assert rule.task.answer == decoy.task.answer  # the decoy teacher leaves the task draw alone
+    other = decoy.teacher.decoy(decoy.task)
+    assert other.answer != decoy.task.answer and len(other.answer) == 3
+    for guess in ("000", "555", "999"):
+        hint_rule = rule.step(guess)[0]
+        hint_decoy = decoy.step(guess)[0]
+        assert hint_decoy.split()[0] == digit_hints(other.answer, guess)
+        assert hint_rule.split()[0] == digit_hints(rule.task.answer, guess)
+        assert set(hint_decoy.split()[0]) <= set("=+-")
+    again = CodeBreakerEnv(teacher="decoy")
+    again.reset(seed=11)
+    assert again.teacher.decoy(again.task).answer == other.answer  # reproducible: one task, one decoy
+    assert not decoy.teacher.informative

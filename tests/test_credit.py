@@ -18,16 +18,10 @@ from interplay.training.credit import (
     rebn_advantages,
     turn_of_tokens,
 )
-from interplay.training.grpo import (
-    AdvantageTerms,
-    EpisodeReward,
-    GRPOTrainingConfig,
-    apply_advantage_terms,
-    build_grpo_trainer,
-    grpo_defaults,
-    make_rollout_func,
-    train_grpo,
-)
+from interplay.training.grpo import GRPOTrainingConfig, build_grpo_trainer, grpo_defaults, train_grpo
+from interplay.training.grpo_reward import AdvantageTerms, EpisodeReward
+from interplay.training.grpo_rollout import make_rollout_func
+from interplay.training.grpo_trainer import apply_advantage_terms
 
 MAZE = "interplay/Maze-4x4-v0"
 FAST_GRPO = {"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "logging_steps": 1,
@@ -222,7 +216,7 @@ def test_credit_flags_on_the_command_line(tmp_path, monkeypatch):
     from interplay.cli import main
 
     captured = {}
-    monkeypatch.setattr(grpo, "train_grpo", lambda config, args, resume=None: captured.update(config=config)
+    monkeypatch.setattr(grpo, "train_grpo", lambda config, args, resume=None, **kwargs: captured.update(config=config)
                         or grpo.GRPOResult(args.output_dir, [], [], 0.0))
     assert main(["train", "grpo", "--model", "tiny", "--output-dir", str(tmp_path), "--max-steps", "1",
                  "--credit", "anchor", "--turn-discount", "0.9", "--anchor-weight", "0.5",

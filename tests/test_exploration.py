@@ -134,11 +134,26 @@ def test_repexp_defaults_follow_the_authors_recipe():
         shaper.bonus(group(["ok"]))
 
 
+def test_repexp_draws_a_fresh_seeded_projection_per_group():
+    h = np.random.default_rng(1).normal(size=(4, 256))
+    first, again = group(["ok", "a", "b", "c"], hidden=h), group(["ok", "a", "b", "c"], hidden=h)
+    shaper = RepExpBonus(proj_dim=16, seed=3)
+    b1 = shaper.bonus(first)
+    p1 = shaper.projection.copy()
+    assert shaper.bonus(again).tolist() == b1.tolist()  # the same seed, step and task: the same projection
+    later = GroupInfo(task_key=first.task_key, outcomes=first.outcomes, successes=first.successes, hidden=h, step=5)
+    shaper.bonus(later)
+    assert not np.array_equal(shaper.projection, p1)  # another step: a fresh projection
+    assert RepExpBonus(proj_dim=16, seed=3).bonus(first).tolist() == b1.tolist()  # seeded
+    with pytest.raises(ValueError, match="representation must be one of"):
+        RepExpBonus(representation="frozen")
+
+
 def test_repexp_projection_is_seeded_and_fixed():
     rng = np.random.default_rng(1)
     h = rng.normal(size=(4, 256))
     g = group(["ok", "a", "b", "c"], hidden=h)
-    a, b, c = RepExpBonus(proj_dim=16, seed=3), RepExpBonus(proj_dim=16, seed=3), RepExpBonus(proj_dim=16, seed=4)
+    a, b, c = (RepExpBonus(proj_dim=16, seed=s, fresh_projection=False) for s in (3, 3, 4))
     assert a.bonus(g).tolist() == b.bonus(g).tolist()
     assert a.bonus(g).tolist() != c.bonus(g).tolist()
     assert np.array_equal(a.projection, sparse_random_projection(256, 16, seed=3))

@@ -12,16 +12,17 @@ from trl import GRPOConfig, GRPOTrainer
 from interplay import make
 from interplay.cli import _exploration_value
 from interplay.envs.teachers import SelfCritique
+from interplay.scoring import teacher_forced
 from interplay.seeds import task_key
 from interplay.training.exploration import ExplorationConfig, GroupInfo, apply_shapers, build_shapers
 from interplay.training.grpo import (
     GRPOTrainingConfig,
     build_grpo_trainer,
-    episode_hidden,
     grpo_defaults,
     make_rollout_func,
     train_grpo,
 )
+from interplay.training.grpo_reward import REWARD_STATE_FILE
 
 CODE = "interplay/CodeBreaker-v0"
 MATH = "interplay/MathFeedback-v0"
@@ -80,9 +81,32 @@ def test_repexp_gets_hidden_vectors_of_the_models_width(tmp_path):
             hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
         agent = torch.tensor([0] * len(out["prompt_ids"][i]) + out["env_mask"][i], dtype=torch.bool)
         assert np.allclose(out["hidden"][i], hidden[agent].mean(0).numpy(), atol=1e-5)
-    assert model.training  # the extra forward leaves the mode alone
-    alone = episode_hidden(model, out["prompt_ids"][:1], out["completion_ids"][:1], out["env_mask"][:1])
-    assert np.allclose(alone, out["hidden"][:1], atol=1e-5)
+    assert model.training  # the extra forward restores the mode TRL reads
+    alone = teacher_forced(model, out["prompt_ids"][:1], out["completion_ids"][:1], out["env_mask"][:1], hidden=True)
+    assert np.allclose(alone.hidden, out["hidden"][:1], atol=1e-5)
+
+
+@pytest.mark.parametrize("representation", ["start", "policy"])
+def test_repexp_reads_a_frozen_copy_of_the_start_unless_asked_for_the_policy(tmp_path, representation):
+    from interplay.models import load
+
+    config = _config(exploration=ExplorationConfig(methods=["repexp"],
+                                                   params={"repexp": {"representation": representation}}))
+    trainer, _ = build_grpo_trainer(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**FAST_GRPO)))
+    rollout_func = make_rollout_func(config)
+    prompts = [task_key(CODE, 3)] * 4
+    start, _ = load(config.model)
+    with torch.no_grad():  # an update moves the policy
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    out = rollout_func(prompts, trainer)
+
+    def scored(model):
+        return teacher_forced(model, out["prompt_ids"], out["completion_ids"], out["env_mask"], hidden=True).hidden
+
+    reader, other = (start, trainer.model) if representation == "start" else (trainer.model, start)
+    assert np.allclose(out["hidden"], scored(reader), atol=1e-5)
+    assert not np.allclose(out["hidden"], scored(other), atol=1e-3)
 
 
 def test_trl_trains_on_the_shaped_rewards(tmp_path):
@@ -221,7 +245,7 @@ def test_a_resumed_run_continues_the_outcome_counts(tmp_path, monkeypatch):
     steps = {**FAST_GRPO, "save_strategy": "steps", "save_steps": 1, "save_total_limit": None}
     train_grpo(config, GRPOConfig(output_dir=str(tmp_path), **grpo_defaults(**steps)), callbacks=[Snapshot("first")])
     first = counts["first"]
-    saved = tmp_path / "checkpoint-1" / grpo.REWARD_STATE_FILE.format(rank=0)
+    saved = tmp_path / "checkpoint-1" / REWARD_STATE_FILE.format(rank=0)
     assert saved.exists() and first[1] and first[2] != first[1]
 
     def total(table):

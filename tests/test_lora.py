@@ -56,7 +56,7 @@ def test_lora_settings_from_the_api_yaml_and_flags(tmp_path, monkeypatch):
 
     def capture(name):
         ours, trl_class, defaults, _ = stage(name)
-        return ours, trl_class, defaults, lambda config, args, resume: seen.setdefault("config", config)
+        return ours, trl_class, defaults, lambda config, args, resume, **kwargs: seen.setdefault("config", config)
 
     monkeypatch.setattr(cli, "_stage", capture)
     yaml = tmp_path / "grpo.yaml"
@@ -66,7 +66,7 @@ def test_lora_settings_from_the_api_yaml_and_flags(tmp_path, monkeypatch):
     assert seen["config"].lora == LoraSettings(r=4, alpha=4.0, target_modules=["q_proj", "k_proj"], dropout=0.05)
     seen.clear()
     with pytest.raises(AttributeError):
-        cli.main(["train", "sft", "--lora-r", "16", "--lora-target-modules", "all-linear", "--output-dir", "o"])
+        cli.main(["train", "sft", "--lora-r", "16", "--lora-target-modules", "all-linear", "--output-dir", str(tmp_path / "s")])
     assert seen["config"].lora == LoraSettings(r=16)
 
 

@@ -259,6 +259,68 @@ def test_a_dropped_remote_envs_session_serves_the_next_one(servers, monkeypatch)
     env.close()
 
 
+def test_a_remote_rollouts_turn_is_one_hand_over_to_the_event_loop(servers, monkeypatch):
+    """rollout sends a turn's resets or steps of its remote episodes together (RemoteEnv.send_ahead): with
+    the sessions of an earlier rollout (no connection) and the expert's answers sent ahead (no query), one
+    hand-over to the loop thread per turn, and the trajectories of in-process play."""
+    import gc
+
+    from interplay.integrations import openenv_client
+
+    url, agent, seeds = servers["interplay/Maze-v0"], from_spec("expert"), list(range(8))
+    spec = EnvSpec("interplay/Remote-v0", {"url": url})
+    rollout(spec, agent, seeds=[20, 21, 22, 23, 24, 25, 26, 27])
+    gc.collect()
+    handed: list[str] = []
+    run = openenv_client._Loop.run.__func__
+
+    def counted(cls, coroutine, timeout):
+        handed.append(coroutine.__qualname__)
+        return run(cls, coroutine, timeout)
+
+    monkeypatch.setattr(openenv_client._Loop, "run", classmethod(counted))
+    remote = rollout(spec, agent, seeds=seeds)
+    local = rollout(EnvSpec("interplay/Maze-v0", MAZE_KWARGS), agent, seeds=seeds)
+    assert [t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in remote] == [
+        t.to_dict() | {"manifest": None, "env_id": None, "env_kwargs": None} for t in local]
+    assert handed == ["_Sent.all"] * (1 + max(t.turns for t in local))
+
+
+def test_send_ahead_answers_the_next_call_or_raises_its_error(servers, monkeypatch):
+    from interplay.integrations import openenv_client
+
+    url = servers["interplay/Maze-v0"]
+    envs, local = [RemoteEnv(url) for _ in range(3)], twin("interplay/Maze-v0")
+    assert RemoteEnv.send_ahead([(env, "reset", seed) for seed, env in enumerate(envs)]) == [True] * 3
+    for seed, env in enumerate(envs):
+        assert env.reset(seed=seed) == local.reset(seed=seed)
+    move = local.expert_action()
+    # A non-str action is left to its own call (which refuses it); the others are answered at hand.
+    assert RemoteEnv.send_ahead([(envs[2], "step", move), (envs[1], "step", 5)]) == [True, False]
+    assert envs[2].step(move) == local.step(move)
+    with pytest.raises(TypeError):
+        envs[1].step(5)
+    # A call that is not the one sent ahead: the session's state is unknown, the episode lost.
+    RemoteEnv.send_ahead([(envs[1], "step", "up")])
+    with pytest.raises(RemoteEnvError, match="sent ahead"):
+        envs[1].step("down")
+    # A request that failed is raised at its call, as the call's own would be; the others answer.
+    request, broken = openenv_client._Session.request, envs[0]._session
+
+    async def fails(self, message):
+        if self is broken:
+            raise ConnectionResetError("closed by the server")
+        return await request(self, message)
+
+    monkeypatch.setattr(openenv_client._Session, "request", fails)
+    assert RemoteEnv.send_ahead([(envs[0], "step", "up"), (envs[2], "reset", 7)]) == [True, True]
+    with pytest.raises(RemoteEnvError, match="closed by the server"):
+        envs[0].step("up")
+    assert envs[2].reset(seed=7) == local.reset(seed=7)
+    for env in envs:
+        env.close()
+
+
 def test_remote_env_keeps_the_environment_contract(servers):
     from gymnasium.utils.env_checker import check_env
 
@@ -392,15 +454,20 @@ def test_serve_rejects_bad_input_in_one_line(capsys):
 
 
 def test_a_remote_batch_stepped_at_once_plays_as_one_stepped_in_turn(servers, monkeypatch):
-    """Remote episodes of a turn are stepped at once (threads); the trajectories are those of the plain loop."""
+    """Remote episodes of a turn are stepped at once (their requests sent together, or from threads); the
+    trajectories are those of the plain loop."""
     import interplay.rollout as rollout_module
 
     spec, agent, seeds = EnvSpec("interplay/Remote-v0", {"url": servers["interplay/Maze-v0"]}), from_spec("expert"), \
         list(range(12))
-    at_once = rollout(spec, agent, seeds=seeds, group_size=2)
+    sent_ahead = rollout(spec, agent, seeds=seeds, group_size=2)
+    monkeypatch.setattr(rollout_module, "SEND_AHEAD", False)  # each call on its own, from threads
+    threads = rollout(spec, agent, seeds=seeds, group_size=2)
     monkeypatch.setattr(rollout_module, "MAX_STEP_THREADS", 1)  # one thread: the plain loop
     in_turn = rollout(spec, agent, seeds=seeds, group_size=2)
-    assert [t.to_dict() | {"manifest": None} for t in at_once] == [t.to_dict() | {"manifest": None} for t in in_turn]
+    record = [t.to_dict() | {"manifest": None} for t in in_turn]
+    assert [t.to_dict() | {"manifest": None} for t in sent_ahead] == record
+    assert [t.to_dict() | {"manifest": None} for t in threads] == record
 
 
 def test_env_workers_play_in_local_servers_as_in_process():

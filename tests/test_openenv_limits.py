@@ -138,6 +138,28 @@ def test_a_step_over_the_time_limit_truncates_and_the_session_plays_on(slow_serv
     env.close()
 
 
+def test_a_slow_step_holds_up_no_other_session(slow_server):
+    """The server's call threads hand their queue on past a long call: another session plays a whole episode
+    while one step sleeps."""
+    import concurrent.futures
+
+    _, url = slow_server
+    slow, other = RemoteEnv(url, timeout=20), RemoteEnv(url, timeout=20)
+    slow.reset(seed=0)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        sleeping = pool.submit(slow.step, "sleep 0.9")
+        time.sleep(0.1)
+        local = gym.make("interplay/Maze-v0", **MAZE).unwrapped
+        assert other.reset(seed=5) == local.reset(seed=5)
+        while not local.finished:
+            move = local.expert_action()
+            assert other.step(move) == local.step(move)
+        assert not sleeping.done()
+        sleeping.result()
+    slow.close()
+    other.close()
+
+
 def test_a_pool_of_three_servers_spreads_sessions_and_skips_a_full_one(tmp_path, slow_server):
     with LocalServers("interplay/Maze-v0", MAZE, 3, extra=("--max-sessions", "2"), log_dir=tmp_path) as servers:
         envs = [gym.make("interplay/Remote-v0", url=servers.urls).unwrapped for _ in range(6)]

@@ -14,8 +14,8 @@ from PIL import Image
 from interplay.cli import main
 from interplay.pipeline import PRESETS, STAGES, get_preset, run_pipeline
 
-REPORT_HEADINGS = ("# interplay pipeline report", "## Results", "## Paired differences", "## Success by attempt",
-                   "## Wall time", "## Plots")
+REPORT_HEADINGS = ("# interplay pipeline report", "## Results", "## Paired differences", "## Manipulation checks",
+                   "## Success by attempt", "## Wall time", "## Plots")
 STAGE_KEYS = ("pass_at_1", "pass_at_k", "k", "coverage", "mean_turns", "wall_s", "eval", "success_by_turn",
               "log_history")
 
@@ -49,11 +49,16 @@ def test_tiny_test_preset_writes_every_section_of_the_report(first_run):
     assert any("loss" in e for e in saved["stages"]["sft"]["log_history"])
     assert any("episode/success_rate" in e for e in saved["stages"]["grpo_explore"]["log_history"])
     assert {c["b"] for c in saved["comparisons"]} == {"sft", "grpo", "grpo_explore"}
+    # The GRPO stages' manipulation checks, read from their trainers' logs.
+    assert set(saved["checks"]) == {"grpo", "grpo_explore"}
+    for row in saved["checks"].values():
+        assert 0 <= row["reward_spread"] <= 1 and row["distinct_outcomes"] >= 1 and row["start_entropy"] > 0
     markdown = (out / "report.md").read_text()
     for heading in REPORT_HEADINGS:
         assert heading in markdown
     for stage in STAGES:
         assert f"| {stage} |" in markdown
+    assert "GRPO groups with any reward spread (%)" in markdown and "adds the exploration shaping `outcome_count`" in markdown
     for png in ("pass_at_k", "coverage", "success_by_turn", "training_sft", "training_grpo", "training_grpo_explore"):
         with Image.open(out / f"{png}.png") as image:
             image.verify()
@@ -234,6 +239,7 @@ def test_seeds_are_aggregated_with_intervals_over_seeds_and_tasks(seeds_run):
     for heading in ("## Results over seeds", "## Per seed (intervals over tasks)", "## Paired differences over seeds"):
         assert heading in markdown
     assert "seed_0/report.md" in markdown and "| grpo_explore − grpo |" in markdown
+    assert report["checks"]["grpo"]["runs"] == 2 and "## Manipulation checks" in markdown
 
 
 def test_overrides_replace_the_preset_settings_with_clear_errors(capsys):
@@ -263,23 +269,26 @@ def test_overrides_replace_the_preset_settings_with_clear_errors(capsys):
 def test_grpo_task_count_counts_processes_for_the_trainer_and_the_pipeline(monkeypatch):
     """One function counts GRPO's training tasks, for the trainer (args.world_size) and the pipeline's seed blocks
     (the launched processes): under several processes the blocks of different seeds stay disjoint."""
+    import interplay.pipeline.presets as presets
     import interplay.training.grpo as grpo
-    from interplay.pipeline import _grpo_tasks, seeded_configs, with_overrides
-    from interplay.training.config import grpo_task_count
+    from interplay.pipeline import seeded_configs, with_overrides
+    from interplay.training.grpo_tasks import grpo_task_count
 
-    assert grpo.grpo_task_count is grpo_task_count
+    assert grpo.grpo_task_count is grpo_task_count and presets.grpo_task_count is grpo_task_count
     assert grpo_task_count(None, 3, 8, 4, num_processes=1) == 6
     assert grpo_task_count(None, 3, 8, 4, num_processes=2) == 12  # each process plays its own groups
     assert grpo_task_count(None, 3, 8, 4, gradient_accumulation_steps=2, num_processes=2) == 24
     assert grpo_task_count(None, 0, 2, 4, num_processes=1) == 1 and grpo_task_count(50, 3, 8, 4, num_processes=4) == 50
-    preset = with_overrides(get_preset("codebreaker"), seed=1)
+    base = get_preset("codebreaker")
+    one = grpo_task_count(None, base.grpo_args["max_steps"], base.grpo_args["per_device_train_batch_size"],
+                          base.grpo_args["num_generations"], num_processes=1)
+    preset = with_overrides(base, seed=1)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    one = _grpo_tasks(preset)
     sft_one, _, _, _ = seeded_configs(preset)
+    _, grpo0, _, _ = seeded_configs(with_overrides(base, seed=0))
+    assert sft_one.seed_start == grpo0.seed_start + one  # seed 1's block starts where seed 0's GRPO tasks end
     monkeypatch.setenv("WORLD_SIZE", "4")
-    assert _grpo_tasks(preset) == 4 * one == _grpo_tasks(preset, num_processes=4)
     sft_four, _, _, _ = seeded_configs(preset)
-    _, grpo0, _, _ = seeded_configs(with_overrides(get_preset("codebreaker"), seed=0))
     # Seed 1's block starts after everything seed 0's GRPO draws on 4 processes (counting one process, it
-    # started inside it).
-    assert sft_four.seed_start >= grpo0.seed_start + 4 * one > sft_one.seed_start
+    # would start inside it).
+    assert sft_four.seed_start == grpo0.seed_start + 4 * one > sft_one.seed_start

@@ -212,9 +212,7 @@ def test_enable_thinking_switch_from_the_api_the_config_and_the_cli(tmp_path):
     [t] = rollout(EnvSpec(CODE, seed=5), agent, max_turns=1)
     assert tokenizer.decode(t.prompt_ids).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert t.manifest["chat_template_kwargs"] == off and t.manifest["sampling"]["chat_template_kwargs"] == off
-    from interplay.training.common import agent_kwargs
-
-    assert agent_kwargs(GRPOTrainingConfig(chat_template_kwargs=off))["chat_template_kwargs"] == off
+    assert GRPOTrainingConfig(chat_template_kwargs=off).agent_kwargs()["chat_template_kwargs"] == off
     out = tmp_path / "t.jsonl"
     assert main(["rollout", "--env", CODE, "--model", checkpoint("qwen3"), "-n", "1", "--max-new-tokens", "2",
                  "--max-turns", "1", "--chat-template-kwargs", json.dumps(off), "--out", str(out)]) == 0

@@ -113,6 +113,12 @@ def test_unknown_section_is_refused(tmp_path) -> None:
     assert main(["study", "--out", str(tmp_path), "--budget", "-1"]) == 2
 
 
+def test_a_study_directory_of_another_budget_is_refused(tmp_path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"budget": 0.02}))
+    with pytest.raises(ValueError, match=r"holds a study at budget 0.02, not a study at budget 1 .*another --out"):
+        run_study(tmp_path, Budget(1.0), sections=["horizon"], log=lambda _: None)
+
+
 def test_smallest_study_end_to_end(tmp_path) -> None:
     """Every section runs at the smallest budget and the report has each section, claim and verdict."""
     started = time.perf_counter()

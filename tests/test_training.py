@@ -21,9 +21,10 @@ from interplay.training.grpo import (
     build_grpo_trainer,
     grpo_defaults,
     make_rollout_func,
-    parse_task_prompt,
     train_grpo,
 )
+from interplay.training.grpo_tasks import parse_task_prompt
+from interplay.training.grpo_trainer import fused_lm_head_default
 from interplay.training.imitation import (
     ExpertLabeler,
     ImitationConfig,
@@ -81,6 +82,9 @@ def test_dagger_labels_the_learners_states_with_the_expert(tmp_path):
         label = tokenizer.decode([i for i in row["labels"] if i != -100])
         assert label == labeler.labels[0][0] + "<|end|>"
         break
+    # Outside a rollout it is the learner, replying to histories; only a rollout's session records labels.
+    [reply] = labeler.act([played[0].messages[:2]], ["u"])
+    assert isinstance(reply.text, str) and labeler.labels == {0: labeler.labels[0], 1: labeler.labels[1]}
     config = ImitationConfig(episodes=8, mode="dagger", dagger_rounds=1, dagger_episodes=4, dagger_steps=1,
                              eval_episodes=2, max_new_tokens=2, max_turns=3)
     result = train_imitation(config, SFTConfig(output_dir=str(tmp_path), **sft_defaults(**FAST_SFT)), progress=False)
@@ -146,7 +150,7 @@ def test_grpo_from_the_cli_on_a_cpu_has_no_checkpointing_and_scores_completions_
     import interplay.training.grpo as grpo
 
     captured = {}
-    monkeypatch.setattr(grpo, "train_grpo", lambda config, args, resume=None: captured.update(config=config, args=args)
+    monkeypatch.setattr(grpo, "train_grpo", lambda config, args, resume=None, **kwargs: captured.update(config=config, args=args)
                         or grpo.GRPOResult(args.output_dir, [], [], 0.0))
     assert main(["train", "grpo", "--model", "tiny", "--max-turns", "2", "--max-new-tokens", "2", "--eval-episodes",
                  "1", "--output-dir", str(tmp_path), "--max-steps", "1", "--per-device-train-batch-size", "4",
@@ -155,7 +159,7 @@ def test_grpo_from_the_cli_on_a_cpu_has_no_checkpointing_and_scores_completions_
     assert args.gradient_checkpointing is False and args.activation_checkpointing is False  # TRL's default is True
     trainer, _ = build_grpo_trainer(config, args)
     assert not trainer.model.is_gradient_checkpointing
-    assert trainer.fused_lm_head is False and grpo.fused_lm_head_default("cuda") and not grpo.fused_lm_head_default("cpu")
+    assert trainer.fused_lm_head is False and fused_lm_head_default("cuda") and not fused_lm_head_default("cpu")
 
     # The logits path gives TRL's fused head's log-probs, entropies and gradients: prompts left-padded,
     # completions right-padded, temperature 0.7.
@@ -201,8 +205,12 @@ def test_cli_train_passes_trl_flags_and_rejects_unknown_ones(tmp_path, capsys):
     config.write_text("episodes: 16\neval_episodes: 2\nmax_new_tokens: 2\nper_device_train_batch_size: 8\n")
     code = main(["train", "sft", "--config", str(config), "--output-dir", str(tmp_path / "out"), "--max-steps", "1",
                  "--warmup-steps", "0", "--save-strategy", "no", "--disable-tqdm", "true", "--report-to", "none"])
-    assert code == 0 and "held-out success rate" in capsys.readouterr().out
+    terminal = capsys.readouterr()
+    assert code == 0 and "held-out success rate" in terminal.out
     assert (tmp_path / "out" / "config.json").exists()
+    # Quiet as the pipeline: the trainer's log entries in a file, not printed as dictionaries.
+    logged = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert any("train_loss" in entry for entry in logged) and "'train_loss'" not in terminal.out + terminal.err
     with pytest.raises(SystemExit, match="unknown options"):
         main(["train", "grpo", "--output-dir", str(tmp_path / "g"), "--no-such-flag", "1"])
     with pytest.raises(SystemExit, match="unknown fields"):

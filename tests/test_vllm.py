@@ -18,12 +18,8 @@ from interplay.agents.vllm import TRLVLLMGenerator, VLLMAgent
 from interplay.evaluation import evaluate
 from interplay.rollout import EnvSpec, rollout
 from interplay.seeds import task_key
-from interplay.training.grpo import (
-    GRPOTrainingConfig,
-    grpo_defaults,
-    make_rollout_func,
-    vllm_reply_args,
-)
+from interplay.training.grpo import GRPOTrainingConfig, grpo_defaults, vllm_reply_args
+from interplay.training.grpo_rollout import make_rollout_func
 
 CODE = "interplay/CodeBreaker-v0"
 
@@ -65,8 +61,8 @@ def tiny():
 
 
 def fake_trainer(model, tokenizer, generation, accelerator=None):
-    return SimpleNamespace(use_vllm=True, vllm_generation=generation, accelerator=accelerator or Accelerator(cpu=True),
-                           args=SimpleNamespace(temperature=1.0, top_p=1.0, top_k=0), model=model,
+    return SimpleNamespace(vllm_generation=generation, accelerator=accelerator or Accelerator(cpu=True),
+                           args=SimpleNamespace(use_vllm=True, temperature=1.0, top_p=1.0, top_k=0), model=model,
                            processing_class=tokenizer)
 
 
@@ -137,9 +133,10 @@ def test_vllm_agent_evaluates_with_any_token_generator(tiny):
 def test_vllm_args_stop_at_the_end_of_turn_and_after_max_new_tokens(tiny):
     _, tokenizer = tiny
     args = GRPOConfig(output_dir="unused", **grpo_defaults(generation_kwargs={"stop_token_ids": [7]}))
-    vllm_reply_args(GRPOTrainingConfig(max_new_tokens=9), args, tokenizer)
-    assert args.max_completion_length == 9 and args.generation_kwargs["stop_token_ids"] == sorted(
+    replied = vllm_reply_args(GRPOTrainingConfig(max_new_tokens=9), args, tokenizer)
+    assert replied.max_completion_length == 9 and replied.generation_kwargs["stop_token_ids"] == sorted(
         {7, tokenizer.eos_token_id})
+    assert args.generation_kwargs == {"stop_token_ids": [7]} and args.max_completion_length != 9  # left alone
     with pytest.raises(ValueError, match="thinking_budget"):
         vllm_reply_args(GRPOTrainingConfig(thinking_budget=8), args, tokenizer)
 

@@ -29,16 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "docs" / "figures"
 README = ROOT / "README.md"
 DEMO_COVERAGE_N = ("2", "16", "256")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # this checkout's interplay, not whichever the interpreter would find first
 
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
+from interplay.experiments.report import cell, pct, pct_interval, with_interval  # noqa: E402
 
 
 def _ci(value: float, ci: list[float | None] | None) -> str:
-    if not ci or ci[0] is None:
-        return _pct(value)
-    return f"{_pct(value)} [{_pct(ci[0])}, {_pct(ci[1])}]"
+    return pct_interval(value, *(ci or ()))
 
 
 def demo_summary(report: dict[str, Any], command: str) -> dict[str, Any]:
@@ -65,9 +63,7 @@ def study_summary(study: dict[str, Any], command: str) -> dict[str, Any]:
 
 
 def _core() -> Any:
-    """``interplay.study.core`` of this checkout (not whichever interplay the interpreter would find first)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    """``interplay.study.core`` of this checkout."""
     from interplay.study import core
 
     return core
@@ -93,7 +89,7 @@ def reverdict(summary: dict[str, Any], report_md: str | None = None) -> tuple[di
             if new != c["verdict"]:
                 changes.append(f"{key}: {c['statement']} {c['verdict']} -> {new}")
                 if report_md is not None:
-                    row = f"| {_cell(c['statement'])} | {_cell(c['statistic'])} |"
+                    row = f"| {cell(c['statement'])} | {cell(c['statistic'])} |"
                     report_md = "\n".join(line.replace(f"| **{c['verdict']}** |", f"| **{new}** |")
                                           if line.startswith(row) else line for line in report_md.split("\n"))
             claims.append({**c, "verdict": new})
@@ -142,8 +138,8 @@ def render_bench(d: dict[str, Any]) -> str:
         cells = []
         for m in models:
             row = by_model.get(m["model"])
-            cells.append("–" if row is None else f"{100 * row['success']:.0f} [{100 * row['success_ci95'][0]:.0f}, "
-                         f"{100 * row['success_ci95'][1]:.0f}] · {100 * row['invalid_rate']:.0f}")
+            cells.append("–" if row is None else f"{pct_interval(row['success'], *row['success_ci95'], digits=0)} · "
+                         f"{pct(row['invalid_rate'], digits=0)}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines.append("")
     for m in models:
@@ -160,25 +156,16 @@ def render_demo(d: dict[str, Any]) -> str:
     lines = [f"| stage | pass@1 | pass@{k} | " + " | ".join(f"Pcov({n})" for n in DEMO_COVERAGE_N) + " | mean turns | wall s |",
              "|---|---|---|" + "---|" * len(DEMO_COVERAGE_N) + "---|---|"]
     for name, s in d["stages"].items():
-        cov = " | ".join(_pct(s["coverage"][n]) for n in DEMO_COVERAGE_N)
+        cov = " | ".join(pct(s["coverage"][n]) for n in DEMO_COVERAGE_N)
         lines.append(f"| {name} | {_ci(s['pass_at_1'], s['pass_at_1_ci95'])} | {_ci(s['pass_at_k'], s['pass_at_k_ci95'])} "
                      f"| {cov} | {s['mean_turns']:.2f} | {s['wall_s']:.0f} |")
     lines += ["", f"| paired difference (same tasks) | pass@1 | pass@{k} |", "|---|---|---|"]
     for c in d["comparisons"]:
-        cells = [f"{100 * c[key]['diff']:+.1f} [{100 * c[key]['ci95'][0]:+.1f}, {100 * c[key]['ci95'][1]:+.1f}]"
-                 for key in ("pass_at_1", f"pass_at_{k}")]
+        cells = [with_interval(c[key]["diff"], *c[key]["ci95"]) for key in ("pass_at_1", f"pass_at_{k}")]
         lines.append(f"| {c['b']} − {c['a']} | {cells[0]} | {cells[1]} |")
     lines += ["", f"Produced by `{d['command']}` (seed {d['seed']}): {d['tasks']} held-out tasks × {k} samples at "
                   "temperature 1; percentages, 95% intervals across tasks."]
     return "\n".join(lines)
-
-
-def _num(x: float) -> str:
-    return f"{x:+.3f}"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def render_study(d: dict[str, Any]) -> str:
@@ -186,8 +173,9 @@ def render_study(d: dict[str, Any]) -> str:
     for s in d["sections"].values():
         for i, c in enumerate(s["claims"]):
             title = s["title"] if i == 0 else ""
-            lines.append(f"| {title} | {_cell(c['statement'])} | {_cell(c['statistic'])} | {_num(c['value'])} "
-                         f"[{_num(c['interval'][0])}, {_num(c['interval'][1])}] | {c['over']} | **{c['verdict']}** |")
+            value = with_interval(c["value"], *c["interval"], scale=1.0, digits=3)
+            lines.append(f"| {title} | {cell(c['statement'])} | {cell(c['statistic'])} | {value} | {c['over']} | "
+                         f"**{c['verdict']}** |")
     lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}; sections that compare seeds train with "
                   f"seeds 0–{d['seeds'] - 1}, and the column \"over\" says which intervals include them) in "
                   f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."
@@ -203,7 +191,7 @@ def render_real_model(d: dict[str, Any]) -> str:
              "|---|" + "---|" * attempts]
     for name, s in d["stages"].items():
         by = list(s["success_by_turn"].values())
-        lines.append(f"| {name} | " + " | ".join(_pct(v) for v in by) + " |")
+        lines.append(f"| {name} | " + " | ".join(pct(v) for v in by) + " |")
     lines += ["", f"![pass@k by stage](docs/figures/{REAL_MODEL_PLOT})"]
     return "\n".join(lines)
 

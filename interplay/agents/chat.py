@@ -200,7 +200,7 @@ class ChatEncoder:
     def delta_spans(self, new_messages: Sequence[Message], system: str | None = None
                     ) -> tuple[list[int], str, list[tuple[int, int]]]:
         """``delta`` with its text and each id's character span in that text (without a fast tokenizer,
-        each id gets its whole piece's span): what ``interplay.training.grpo.critique_mask`` marks
+        each id gets its whole piece's span): what ``interplay.training.grpo_rollout.critique_mask`` marks
         feedback tokens with."""
         reference = self._reference(system)
         text = self.render([*reference, *new_messages], add_generation_prompt=True)

@@ -17,6 +17,7 @@ from interplay.envs.feedback import FeedbackEnv, Task
 from interplay.seeds import EVAL_SEED_START
 
 SPLITS = ("by_seed", "all", "train", "eval")
+OUTCOMES = ("guess", "hints")
 #: One code in HELD_OUT_EVERY belongs to the "eval" split, the others to "train".
 HELD_OUT_EVERY = 5
 #: The key of the permutation that draws the held-out codes (fixed: the split is part of the task).
@@ -116,7 +117,11 @@ class CodeBreakerEnv(FeedbackEnv):
     - ``split``: "by_seed" (default, see Held-out Tasks), or "train", "eval" or "all" to fix the part
       whatever the seed.
     - ``teacher``: "rule" (the digit hints), "none" (only "incorrect"), "self" (asked to critique its
-      own guess before retrying) or a model teacher.
+      own guess before retrying), "decoy" (the digit hints of the guess against another code: same
+      format, no information about the secret; a control) or a model teacher.
+    - ``outcome``: what ``info["outcome"]`` names at the end: "guess" (default; the last guess, one of
+      ``10**digits``) or "hints" (the last guess's hint pattern, one of ``3**digits``, "=" per digit
+      when solved): a small outcome space for outcome-count exploration bonuses.
     - ``discount``: default 1.0.
     - ``instructions``: default True; False drops the system prompt and the "(n attempts left)"
       notes, for small character-level models (see ``FeedbackEnv``).
@@ -145,7 +150,10 @@ class CodeBreakerEnv(FeedbackEnv):
         discount: float = 1.0,
         render_mode: str | None = "ansi",
         instructions: bool = True,
+        outcome: str = "guess",
     ) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome={outcome!r} is not an outcome kind; use one of {OUTCOMES}.")
         if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 8:
             raise ValueError(f"digits must be an integer from 1 to 8, got {digits!r}.")
         if split not in SPLITS:
@@ -154,6 +162,7 @@ class CodeBreakerEnv(FeedbackEnv):
                          instructions=instructions)
         self.digits = digits
         self.split = split
+        self.outcome_kind = outcome
         self._guess_pattern = re.compile(rf"(?<!\d)\d{{{digits}}}(?!\d)")
         self.format_help = f"Reply with the {digits} digits of your guess, e.g. {'123456789'[:digits]}."
         self._ranges: list[tuple[int, int]] = []
@@ -194,6 +203,11 @@ class CodeBreakerEnv(FeedbackEnv):
 
     def rule_hint(self, task: Task, answer: str) -> str:
         return digit_hints(task.answer, answer)
+
+    def outcome(self) -> str:
+        if self.outcome_kind == "hints" and self._answer is not None and self.task is not None:
+            return digit_hints(self.task.answer, self._answer)
+        return super().outcome()
 
     def reveals_answer(self, task: Task, text: str) -> bool:
         return task.answer in text

@@ -92,8 +92,9 @@ class FeedbackEnv(TextEnv):
 
     - ``max_attempts``: K, default 3.
     - ``teacher``: "rule", "none" (only "incorrect"), "self" (the student is asked to critique its own
-      answer before retrying), a Teacher, or a callable prompt -> feedback that becomes a
-      ModelTeacher.
+      answer before retrying), "decoy" (the rule teacher's hints about another task of the family: the
+      same format, no information; a control), a Teacher, or a callable prompt -> feedback that becomes
+      a ModelTeacher.
     - ``discount``: 0 < d <= 1, default 1.0.
     - ``expert_shows_solution``: expert replies include the solution; default False: short replies are
       easier for a tiny model to imitate.
@@ -131,7 +132,7 @@ class FeedbackEnv(TextEnv):
             raise ValueError(f"discount must be a number in (0, 1], got {discount!r}.")
         super().__init__(max_turns=max_attempts, render_mode=render_mode)
         self.max_attempts = max_attempts
-        self.teacher = make_teacher(teacher, self.rule_hint)
+        self.teacher = make_teacher(teacher, self.rule_hint, self.sample_task)
         self.discount = float(discount)
         self.expert_shows_solution = expert_shows_solution
         self.instructions = bool(instructions)

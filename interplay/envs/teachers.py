@@ -6,17 +6,21 @@ environment that plays the episode is ``interplay.envs.feedback.FeedbackEnv``.
 
 Teachers: :class:`RuleTeacher` (deterministic hints from the task family, e.g. ``numeric_hint``),
 :class:`ModelTeacher` (any prompt -> text callable: a function, an HF model, an agent),
-:class:`NoTeacher` ("Incorrect, try again.") and :class:`SelfCritique` (the student is asked to
-critique its own answer). ``Teacher.informative`` says whether a teacher's text carries
-information about the attempt (the rule and model teachers) or is a fixed prompt (the other two).
+:class:`NoTeacher` ("Incorrect, try again."), :class:`SelfCritique` (the student is asked to
+critique its own answer) and :class:`DecoyTeacher` (the rule teacher's hints about another task: the
+same format, no information, a control). ``Teacher.informative`` says whether a teacher's text carries
+information about the attempt (the rule and model teachers) or not (the other three).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
 
 from interplay.envs.parsing import clean_math_text, normalize_answer, parse_number
 
@@ -74,6 +78,35 @@ class RuleTeacher(Teacher):
         return self.hint(task, extracted_answer)
 
 
+class DecoyTeacher(Teacher):
+    """The rule teacher's hints, about a decoy task instead of the episode's: feedback in exactly the
+    rule teacher's format that says nothing about this task's answer. A control for learning from
+    feedback: a model that reads the hints' content loses its gain from them here.
+
+    The decoy is drawn by ``sample(rng)`` (the task family's sampler) from a generator seeded by the
+    task itself, so one task always gets the same decoy and the episode's hints are self-consistent
+    (they describe one other task) and reproducible, without touching the environment's random stream.
+    """
+
+    informative = False
+
+    def __init__(self, hint: Callable[[Task, str], str], sample: Callable[[np.random.Generator], Task]) -> None:
+        self.hint = hint
+        self.sample = sample
+
+    def decoy(self, task: Task) -> Task:
+        key = hashlib.blake2b(f"decoy:{task.question}:{task.answer}".encode(), digest_size=8).digest()
+        rng = np.random.default_rng(int.from_bytes(key, "little"))
+        for _ in range(100):  # a family with one possible answer cannot have a decoy: the last draw stands
+            other = self.sample(rng)
+            if other.answer != task.answer:
+                break
+        return other
+
+    def feedback(self, task: Task, attempt_text: str, extracted_answer: str, attempt_index: int) -> str:
+        return self.hint(self.decoy(task), extracted_answer)
+
+
 MODEL_TEACHER_PROMPT = """You are a teacher. A student is solving this problem:
 {question}
 
@@ -122,11 +155,16 @@ class ModelTeacher(Teacher):
         return text
 
 
-def make_teacher(teacher: str | Teacher | Callable[[str], str], hint: Callable[[Task, str], str]) -> Teacher:
-    """``"rule"`` -> RuleTeacher(hint), ``"none"`` -> NoTeacher, ``"self"`` -> SelfCritique, a Teacher as is,
-    a callable -> ModelTeacher."""
+def make_teacher(teacher: str | Teacher | Callable[[str], str], hint: Callable[[Task, str], str],
+                 sample: Callable[[np.random.Generator], Task] | None = None) -> Teacher:
+    """``"rule"`` -> RuleTeacher(hint), ``"none"`` -> NoTeacher, ``"self"`` -> SelfCritique, ``"decoy"`` ->
+    DecoyTeacher(hint, sample), a Teacher as is, a callable -> ModelTeacher."""
     if teacher == "rule":
         return RuleTeacher(hint)
+    if teacher == "decoy":
+        if sample is None:
+            raise ValueError("teacher='decoy' needs the task family's sampler; this environment gives none.")
+        return DecoyTeacher(hint, sample)
     if teacher == "none":
         return NoTeacher()
     if teacher == "self":
@@ -136,7 +174,7 @@ def make_teacher(teacher: str | Teacher | Callable[[str], str], hint: Callable[[
     if callable(teacher):
         return ModelTeacher(teacher)
     raise ValueError(
-        "teacher must be 'rule', 'none', 'self', a Teacher (a subclass of interplay.envs.teachers.Teacher, "
+        "teacher must be 'rule', 'none', 'self', 'decoy', a Teacher (a subclass of interplay.envs.teachers.Teacher, "
         "or an object with .feedback(task, attempt_text, extracted_answer, attempt_index) and .informative) "
         f"or a callable prompt -> feedback text; got {teacher!r:.80}."
     )

@@ -125,6 +125,43 @@ class _Session:
             transport.abort()
 
 
+class _Sent:
+    """A request sent ahead of its call (``RemoteEnv.send_ahead``), and its answer or error once it came."""
+
+    def __init__(self, session: _Session, message: dict[str, Any], timeout: float) -> None:
+        self.session, self.message, self.timeout = session, message, timeout
+        self._answer: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+
+    async def run(self) -> None:
+        try:
+            if _timeout is None:  # Python 3.10
+                self._answer = await asyncio.wait_for(self.session.request(self.message), self.timeout)
+            else:
+                async with _timeout(self.timeout):
+                    self._answer = await self.session.request(self.message)
+        except Exception as error:
+            self._error = error
+
+    @staticmethod
+    async def all(requests: Sequence[_Sent]) -> None:
+        await asyncio.gather(*(request.run() for request in requests))
+
+    def fail(self, error: BaseException) -> None:
+        if self._answer is None and self._error is None:
+            self._error = error
+
+    def answer(self) -> dict[str, Any]:
+        if self._error is not None:
+            raise self._error
+        if self._answer is None:
+            raise RuntimeError("a request sent ahead has no answer")
+        return self._answer
+
+
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
+
+
 class _Loop:
     """One background event loop per process that runs every RemoteEnv's requests.
 
@@ -263,6 +300,8 @@ class RemoteEnv(TextEnv):
     the server sends the expert's answers for each new state with the reset or step that reached it, and
     the first ``expert_action_probs()`` and ``expert_action()`` of each state are answered from them with
     no round trip (the same values: the server asked its expert once, as this call would have).
+    :meth:`send_ahead` sends the next reset or step of many RemoteEnvs at once (``rollout`` plays each turn
+    of a remote batch so: one hand-over to the event loop thread and back, rather than a thread per episode).
 
     Kwargs: ``url`` (http://, https://, ws:// or wss://; required), or a list of urls of servers that serve
     the same id and kwargs (a pool: each session goes to the next one in turn, skipping a server at
@@ -313,6 +352,7 @@ class RemoteEnv(TextEnv):
         self.expert_ahead = bool(expert_ahead)
         self._ahead_served = bool(state.get("expert_ahead"))  # older servers do not know reset(expert_ahead=)
         self._ahead: dict[str, Any] = {}  # the current state's expert answers not yet handed out
+        self._sent: _Sent | None = None  # the next call's request, sent ahead with others (send_ahead)
 
     # ---- transport ------------------------------------------------------------------------------
     def _connect(self) -> _Session:
@@ -369,8 +409,14 @@ class RemoteEnv(TextEnv):
             _Loop.get().call_soon_threadsafe(session.abort)
 
     def _call(self, message: dict[str, Any], doing: str) -> dict[str, Any]:
+        sent, self._sent = self._sent, None
         session = self._connect()
         try:
+            if sent is not None:  # this call's request went ahead (send_ahead): its answer, or its error
+                if sent.session is not session or sent.message != message:
+                    raise RuntimeError(f"a request sent ahead ({sent.message.get('type')}) is not the call made "
+                                       f"({message.get('type')}); the session's state is unknown")
+                return sent.answer()
             return _Loop.run(session.request(message), self.timeout)
         except ServerError as error:  # the environment raised; the session goes on
             raise RuntimeError(f"the served environment failed to {doing}: {error}") from None
@@ -405,11 +451,7 @@ class RemoteEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         gym_reset = super(TextEnv, self).reset  # gymnasium.Env.reset: seeds self.np_random
         gym_reset(seed=seed)
-        data: dict[str, Any] = {"seed": seed}
-        if options is not None:
-            data["options"] = jsonable(options)
-        if self.expert_ahead and self._expert and self._ahead_served:
-            data["expert_ahead"] = True
+        data = self._reset_data(seed, options)
         self._ahead = {}
         for attempt in range(3):
             recycled = self._recycled
@@ -429,6 +471,14 @@ class RemoteEnv(TextEnv):
         if observation.max_turns is not None:  # the episode's own (Maze sets it at reset)
             self.max_turns = observation.max_turns
         return observation.text, observation.info
+
+    def _reset_data(self, seed: int | None, options: dict[str, Any] | None) -> dict[str, Any]:
+        data: dict[str, Any] = {"seed": seed}
+        if options is not None:
+            data["options"] = jsonable(options)
+        if self.expert_ahead and self._expert and self._ahead_served:
+            data["expert_ahead"] = True
+        return data
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._finished:
@@ -474,6 +524,46 @@ class RemoteEnv(TextEnv):
         if "probs" in self._ahead:
             return self._ahead.pop("probs")
         return self._query("expert_action_probs")
+
+    @staticmethod
+    def send_ahead(calls: Sequence[tuple[RemoteEnv, str, Any]]) -> list[bool]:
+        """Send the next request of several RemoteEnvs at once and wait (on this thread) until every one is
+        answered: ``(env, "reset", seed)`` or ``(env, "step", action)``. Each env's next ``reset(seed=seed)`` or
+        ``step(action)``, which must be that call, then returns its answer (or raises its error) with no
+        round trip. ``rollout`` plays a turn of a remote batch so: one hand-over to the loop thread and back
+        for the whole turn, rather than a thread per episode. Returns, per call, whether it was sent (an
+        env with no open session, a finished episode or a non-str action is left to its own call)."""
+        sent: list[tuple[RemoteEnv, _Sent]] = []
+        for env, kind, arg in calls:
+            if env._sent is not None or env._session is None or env._session.socket.state is not SocketState.OPEN:
+                continue
+            if kind == "reset":
+                message = {"type": "reset", "data": env._reset_data(arg, None)}
+            elif kind == "step" and isinstance(arg, str) and not env._finished:
+                message = {"type": "step", "data": {"message": arg}}
+            else:
+                continue
+            sent.append((env, _Sent(env._session, message, env.timeout)))
+        if sent:
+            requests = [entry for _, entry in sent]
+            try:
+                _Loop.run(_Sent.all(requests), max(entry.timeout for entry in requests) + 5.0)
+            except BaseException:  # interrupted: a late answer must not be read as the next request's
+                for env, entry in sent:
+                    _Loop.get().call_soon_threadsafe(entry.session.abort)
+                    env._session, env._ahead = None, {}
+                    env._finished, env._lost = True, not env._finished
+                raise
+            for env, entry in sent:
+                env._sent = entry
+        ids = {id(env) for env, _ in sent}
+        return [id(env) in ids for env, _, _ in calls]
+
+    def answers_at_hand(self, query: str) -> bool:
+        """Whether ``expert_action()`` or ``expert_action_probs()`` (``query``) would answer with no round trip:
+        no expert is served, or the last observation brought the answer (``expert_ahead``). ``rollout`` asks
+        the others at once, from threads."""
+        return not self._expert or {"expert_action": "action", "expert_action_probs": "probs"}.get(query) in self._ahead
 
     def close(self) -> None:
         session, self._session = self._session, None

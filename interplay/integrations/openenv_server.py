@@ -15,9 +15,11 @@ over its limit ends the episode as truncated, with the reason in ``info``, and t
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections
 import functools
 import inspect
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -33,29 +35,152 @@ except ImportError as _error:  # pragma: no cover - a tested version has them
 
 from interplay.jsonable import jsonable
 
-#: The most environment calls a server runs at once (its sessions' calls, and any abandoned after their time limit).
+#: The most threads a server runs environment calls in (its sessions' calls, and any abandoned after their time limit).
 MAX_CALL_THREADS = 1024
+#: A call that has run this long no longer holds up the calls queued behind it: another thread takes them.
+ESCALATE_SECONDS = 0.01
 
-_calls: concurrent.futures.ThreadPoolExecutor | None = None
+
+class _Call:
+    """One environment call queued in :class:`_Runner`: its function, the event loop's future for its result,
+    and what to run once it is over (closing an environment abandoned to it)."""
+
+    __slots__ = ("error", "fn", "future", "loop", "over", "result", "then")
+
+    def __init__(self, fn: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.fn, self.loop = fn, loop
+        self.future = loop.create_future() if loop is not None else None
+        self.over = False
+        self.then: list[Any] = []
+        self.result: Any = None
+        self.error: BaseException | None = None
 
 
-def _call_threads() -> concurrent.futures.ThreadPoolExecutor:
+class _Runner:
     """The threads every session's resets, steps and queries run in (one call of a session at a time).
 
-    Shared and kept: a thread per session would be started (and waited for) at every connection, which
-    cost a few milliseconds each on a busy machine, more than a whole cheap episode."""
-    global _calls
-    if _calls is None:
-        _calls = concurrent.futures.ThreadPoolExecutor(MAX_CALL_THREADS, thread_name_prefix="interplay-step")
-    return _calls
+    A burst of calls (a rollout's turn: one step per session, at once) is handed over in one wake-up: one
+    thread at a time takes the queued calls in order, and the results go back to the event loop in batches
+    (one wake-up of the loop per batch), where a thread per call, or a wake-up per call, cost more than a cheap
+    step itself. A call that runs longer than ``ESCALATE_SECONDS`` leaves its thread to it: a watchdog (a
+    timer on the event loop) hands the queue to another thread, started if none is idle, so a slow step holds
+    up the other sessions' calls for at most about that long, and the time limit (enforced by the awaiting
+    session, from the call's submission) is what it was with a thread per call.
+
+    Threads are kept (up to ``MAX_CALL_THREADS``): starting one per session cost a few milliseconds each on a
+    busy machine, more than a whole cheap episode."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._threads = 0  # started
+        self._awake = 0  # not waiting for work: running a call, or woken to take one
+        self._idle = 0  # waiting for work
+        self._running: dict[int, float] = {}  # thread -> when its current call started
+        self._done: dict[asyncio.AbstractEventLoop, list[_Call]] = {}  # results not yet handed to their loop
+        self._watched: set[asyncio.AbstractEventLoop] = set()  # loops with a watchdog timer pending
+
+    def submit(self, fn: Any) -> _Call:
+        """Queue ``fn``; its result (or error) comes to ``call.future`` on the running event loop."""
+        loop = asyncio.get_running_loop()
+        call = _Call(fn, loop)
+        with self._lock:
+            self._queue.append(call)
+            self._wake()
+        if loop not in self._watched:
+            self._watched.add(loop)
+            loop.call_later(ESCALATE_SECONDS, self._watch, loop)
+        return call
+
+    def submit_nowait(self, fn: Any) -> None:
+        """Queue ``fn`` with no result to wait for (from any thread)."""
+        with self._lock:
+            self._queue.append(_Call(fn, None))
+            self._wake()
+
+    def after(self, call: _Call | None, fn: Any) -> None:
+        """Run ``fn`` once ``call`` (maybe still running, maybe overrunning its limit) is over."""
+        with self._lock:
+            if call is not None and not call.over:
+                call.then.append(fn)
+                return
+        self.submit_nowait(fn)
+
+    def _wake(self) -> None:
+        """(Under the lock.) Make sure a thread that is not stuck in a long call will take the queue."""
+        if not self._queue:
+            return
+        now = time.monotonic()
+        stuck = sum(1 for started in self._running.values() if now - started > ESCALATE_SECONDS)
+        if self._awake - stuck > 0:
+            return
+        if self._idle:
+            self._idle -= 1
+            self._awake += 1
+            self._lock.notify()
+        elif self._threads < MAX_CALL_THREADS:
+            self._threads += 1
+            self._awake += 1
+            threading.Thread(target=self._work, name="interplay-call", daemon=True).start()
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(On the loop, every ESCALATE_SECONDS while calls run.) Hand the queue on past a call that runs long."""
+        with self._lock:
+            self._wake()
+            busy = bool(self._queue or self._running)
+        if busy:
+            loop.call_later(ESCALATE_SECONDS, self._watch, loop)
+        else:
+            self._watched.discard(loop)
+
+    def _work(self) -> None:
+        me = threading.get_ident()
+        lock = self._lock
+        with lock:
+            while True:
+                while not self._queue:
+                    self._awake -= 1
+                    self._idle += 1
+                    lock.wait()  # whoever notifies moved this thread from idle to awake
+                call = self._queue.popleft()
+                self._running[me] = time.monotonic()
+                lock.release()
+                try:
+                    try:
+                        result, error = call.fn(), None
+                    except BaseException as exc:  # handed to the session, as a thread pool would
+                        result, error = None, exc
+                finally:
+                    lock.acquire()
+                    del self._running[me]
+                    call.over = True
+                    then, call.then = call.then, []
+                for fn in then:
+                    self._queue.appendleft(_Call(fn, None))
+                if call.loop is not None:
+                    call.result, call.error = result, error
+                    done = self._done.setdefault(call.loop, [])
+                    done.append(call)
+                    if len(done) == 1:
+                        try:
+                            call.loop.call_soon_threadsafe(self._deliver, call.loop)
+                        except RuntimeError:  # the loop is closed: nobody waits for these results
+                            self._done.pop(call.loop, None)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(On the loop.) Hand the finished calls' results to their futures."""
+        with self._lock:
+            done = self._done.pop(loop, [])
+        for call in done:
+            if not call.future.done():  # not given up (time limit, closed session)
+                if call.error is not None:
+                    call.future.set_exception(call.error)
+                else:
+                    call.future.set_result(call.result)
+            call.result = call.error = None
 
 
-def _after(future: concurrent.futures.Future | None, call: Any) -> None:
-    """Run ``call`` in a call thread once ``future`` (a call still running, maybe overrunning) is over."""
-    if future is None or future.done():
-        _call_threads().submit(call)
-    else:
-        future.add_done_callback(lambda _: call())
+_runner = _Runner()
 
 
 class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, InterplayState]):
@@ -87,21 +212,26 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         from interplay.registry import make
 
         self.env = make(self.env_id, **self.env_kwargs)
-        self._last: concurrent.futures.Future | None = None  # the environment's last call (maybe still running)
+        self._last: _Call | None = None  # the environment's last call (maybe still running)
         self._overran: str | None = None  # why the environment was abandoned, once a call ran over the limit
 
-    def _abandon(self, overran: concurrent.futures.Future | None) -> None:
+    def _abandon(self, overran: _Call | None) -> None:
         """Leave the environment to its call (close it once the call that overran ends) and build a new one."""
-        _after(overran, self.env.close)
+        _runner.after(overran, self.env.close)
         self._build()
 
     async def _run(self, call: Any, doing: str) -> Any:
-        self._last = _call_threads().submit(call)
-        future = asyncio.wrap_future(self._last)
-        # asyncio.wait leaves the call running at the time limit (as shield would) and starts no task.
-        done, _ = await asyncio.wait((future,), timeout=self.step_timeout)
-        if done:
-            return future.result()
+        self._last = _runner.submit(call)
+        future = self._last.future
+        if self.step_timeout is None:
+            return await future
+        try:  # at the time limit the call runs on in its thread; its future is cancelled, its result dropped
+            if _timeout is None:  # Python 3.10
+                return await asyncio.wait_for(future, self.step_timeout)
+            async with _timeout(self.step_timeout):  # no task per call, unlike wait_for
+                return await future
+        except asyncio.TimeoutError:
+            pass
         self._overran = (f"the environment took longer than the server's step time limit of {self.step_timeout:g} s "
                          f"to {doing} (interplay serve --step-timeout); the episode ends here, and the next "
                          "reset starts a fresh environment")
@@ -118,10 +248,10 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
                           **kwargs: Any) -> InterplayObservation:
         """``reset`` in a call thread (the /ws handler awaits this), with no time limit."""
         last = self._last
-        self._last = _call_threads().submit(self._reset, last, seed, episode_id, options, expert_ahead, kwargs)
-        return await asyncio.wrap_future(self._last)
+        self._last = _runner.submit(functools.partial(self._reset, last, seed, episode_id, options, expert_ahead, kwargs))
+        return await self._last.future
 
-    def _reset(self, last: concurrent.futures.Future | None, seed: int | None, episode_id: str | None,
+    def _reset(self, last: _Call | None, seed: int | None, episode_id: str | None,
                options: dict[str, Any] | None, expert_ahead: bool, kwargs: dict[str, Any]) -> InterplayObservation:
         if kwargs:
             raise ValueError(f"unknown reset parameters {sorted(kwargs)}; use seed, episode_id, options and "
@@ -235,7 +365,7 @@ class InterplayEnvironment(Environment[InterplayAction, InterplayObservation, In
         )
 
     def close(self) -> None:
-        _after(self._last, self.env.close)  # after any call still running
+        _runner.after(self._last, self.env.close)  # after any call still running
 
 
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+

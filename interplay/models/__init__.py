@@ -1,7 +1,6 @@
 """The embedded default model: a small Llama built from config and a character-level tokenizer.
 
-Why Llama and not Qwen2 (the architecture measured in NOTES.md, which differs only by the q/k/v
-biases): transformers 5 forces ``Qwen2Tokenizer`` (byte-level BPE) onto every ``qwen2`` checkpoint
+Why Llama and not Qwen2 (which differs only by the q/k/v biases): transformers 5 forces ``Qwen2Tokenizer`` (byte-level BPE) onto every ``qwen2`` checkpoint
 in ``AutoTokenizer``, which silently drops newlines and unknown characters of a character-level
 vocabulary; a ``llama`` checkpoint loads the saved tokenizer as it is.
 
@@ -60,7 +59,7 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class TinyConfig:
-    """Size of the embedded model. The defaults (≈0.6M parameters) learned the tasks in NOTES.md."""
+    """Size of the embedded model. The defaults (≈0.6M parameters) learn the built-in tasks on a CPU."""
 
     hidden_size: int = 96
     num_hidden_layers: int = 4

@@ -1,4 +1,4 @@
-"""``interplay study``: the seminar's four findings, measured with seeds, each ending in a verdict.
+"""``interplay study``: four findings about multi-turn training, measured with seeds, each ending in a verdict.
 
 Sections (one module each, ``run(lab) -> Section``):
 
@@ -16,7 +16,9 @@ where the section has seeds) and a verdict (``core.verdict``, symmetric in the c
 not reproduced, inconclusive: nothing varied (the arms never differed), or inconclusive at this budget; each
 section records manipulation checks (``Section.checks``: for GRPO arms the share of groups with any reward
 spread, distinct outcomes per group, the starting policy's entropy). ``run_study`` writes ``study.md`` and
-``study.json``; every training and evaluation is cached in the section's folder, so a rerun resumes.
+``study.json``; every section, training and evaluation is a cached job of the experiment layer
+(``interplay.experiments.Jobs``) in the section's folder, so a rerun resumes, and an output directory made at
+another budget is refused (its ``run.json``).
 
 Usage::
 
@@ -36,6 +38,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from interplay.experiments import Jobs, check_manifest
 from interplay.study.core import SMALLEST, VERDICTS, Budget, Claim, Lab, Section
 
 #: Section keys in report order, and the module that runs each.
@@ -43,20 +46,23 @@ SECTIONS = ("horizon", "coverage", "exploration", "feedback")
 
 
 def run_section(key: str, out: str | Path, budget: Budget, log: Callable[[str], None] = print) -> Section:
-    """Run one section (or read it back when ``<out>/<key>/section.json`` exists)."""
+    """Run one section, the job ``<out>/<key>/`` whose folder is its :class:`Lab`'s (or read it back when done)."""
     import importlib
 
     if key not in SECTIONS:
         raise ValueError(f"unknown study section {key!r}; choose from {', '.join(SECTIONS)}.")
-    folder = Path(out) / key
-    done = folder / "section.json"
-    if done.exists():
-        return Section.from_json(json.loads(done.read_text()))
-    started = time.perf_counter()
-    lab = Lab(folder, budget, log=lambda message: log(f"[{key}] {message}"))
-    section = importlib.import_module(f"interplay.study.{key}").run(lab)
-    section.wall_s = time.perf_counter() - started
-    done.write_text(json.dumps(section.to_json(), indent=1))
+    jobs = Jobs(out)
+    if jobs.done(key):
+        return Section.from_json(jobs.result(key))
+
+    def compute(folder: Path) -> dict[str, Any]:
+        started = time.perf_counter()
+        lab = Lab(folder, budget, log=lambda message: log(f"[{key}] {message}"))
+        section = importlib.import_module(f"interplay.study.{key}").run(lab)
+        section.wall_s = time.perf_counter() - started
+        return section.to_json()
+
+    section = Section.from_json(jobs.run(key, compute))
     log(f"[{key}] finished in {section.wall_s:.0f} s: {section.verdict}")
     return section
 
@@ -86,7 +92,7 @@ def run_study(out: str | Path, budget: Budget = DEFAULT_BUDGET, sections: Sequen
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}.")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_manifest(out, {"budget": budget.scale}, lambda m: f"a study at budget {m['budget']:g}")
     started = time.perf_counter()
     log(f"interplay study: {', '.join(sections)} at budget {budget.scale:g} into {out} ({workers} worker(s))")
     if workers == 1:

@@ -9,15 +9,15 @@ returns tables and claims. Nothing here knows which finding a section tests.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from interplay.experiments import Jobs, grpo_checks
 
 #: The verdicts a claim can get (``verdict``); a section's verdict is its first claim's.
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this budget"
@@ -31,7 +31,6 @@ RULE = ("**reproduced**: the whole 95% interval is above 0 and the value is at l
         "**inconclusive at this budget**: otherwise.")
 #: Resamples behind every bootstrap interval of the study (seeded: a rerun gives the same intervals).
 BOOTSTRAP_DRAWS = 2000
-DONE = "DONE"
 
 
 # ------------------------------------------------------------------------------------------ budget
@@ -188,66 +187,6 @@ def ranking_edge(x: Sequence[float], y: Sequence[float], target: Sequence[float]
     return float(((a - b) / 2)[differ].mean()) if differ.any() else 0.0
 
 
-def pct(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
-
-
-def signed(value: float, scale: float = 100.0, digits: int = 1) -> str:
-    return "–" if not math.isfinite(value) else f"{scale * value:+.{digits}f}"
-
-
-def with_interval(value: float, low: float, high: float, scale: float = 100.0, digits: int = 1) -> str:
-    return f"{signed(value, scale, digits)} [{signed(low, scale, digits)}, {signed(high, scale, digits)}]"
-
-
-def pct_interval(value: float, low: float, high: float) -> str:
-    """A rate and its interval in percent: ``47.0 [38.0, 57.0]``."""
-    return f"{pct(value)} [{pct(low)}, {pct(high)}]"
-
-
-# -------------------------------------------------------------------------------- manipulation checks
-#: Manipulation checks (did the arms get what they were meant to differ on?), by key: the column's heading
-#: in study.md and whether it is a share (shown in %).
-CHECKS: dict[str, tuple[str, bool]] = {
-    "reward_spread": ("GRPO groups with any reward spread (%)", True),
-    "distinct_outcomes": ("distinct outcomes per group", False),
-    "start_entropy": ("entropy of the starting policy (nats/token)", False),
-    "expert_turns": ("expert turns H", False),
-    "final_loss": ("final training loss", False),
-    "runs": ("training runs", False),
-}
-#: What the GRPO checks measure, in words (study.md says it under their table).
-GRPO_CHECKS_NOTE = (
-    "GRPO learns only from groups whose episodes got different rewards: groups with any reward spread is the share "
-    "of the training groups (per step, the environment's own reward; runs logged before this check existed: the "
-    "shaped reward GRPO saw) where some episode's reward differed, averaged over steps; distinct outcomes per "
-    "group the mean number of different episode outcomes in a group; the entropy of the starting policy the mean "
-    "per-token entropy of its replies at the first step, before any update. Means over the runs (seeds).")
-
-
-def grpo_checks(log: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The manipulation checks of one GRPO training from its log (TRL's ``log_history``): the share of groups with
-    any reward spread and the distinct outcomes per group (means over steps), and the starting policy's entropy
-    (the first step's). NaN where the log lacks a metric."""
-    steps = [e for e in log if "episode/distinct_outcomes_per_group" in e]
-    if steps and all("episode/frac_groups_reward_spread" in e for e in steps):
-        spread = [e["episode/frac_groups_reward_spread"] for e in steps]
-    else:  # logs written before the environment-reward metric: the shaped reward's groups
-        spread = [1.0 - e["episode/frac_groups_equal_reward"] for e in steps if "episode/frac_groups_equal_reward" in e]
-    entropy = next((e["entropy"] for e in log if "entropy" in e), float("nan"))
-    nan = float("nan")
-    return {"reward_spread": float(np.mean(spread)) if spread else nan,
-            "distinct_outcomes": float(np.mean([e["episode/distinct_outcomes_per_group"] for e in steps])) if steps else nan,
-            "start_entropy": float(entropy)}
-
-
-def mean_checks(runs: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Checks averaged over runs (seeds), with the number of runs."""
-    keys = [k for k in runs[0]] if runs else []
-    out = {k: float(np.mean([r[k] for r in runs])) for k in keys}
-    return {**out, "runs": float(len(runs))}
-
-
 # ---------------------------------------------------------------------------------------------- section
 @dataclass
 class Section:
@@ -282,98 +221,61 @@ class Section:
 
 # --------------------------------------------------------------------------------------------------- lab
 class Lab:
-    """A section's workbench under ``root``: cached training and evaluation jobs, and a log.
+    """A section's workbench under ``root``: cached training and evaluation jobs (``interplay.experiments.Jobs``:
+    each named job a folder with its result, a ``DONE`` marker and its logs), and a log.
 
-    Every job is named; a finished job leaves its result (a checkpoint folder with a ``DONE`` marker, or a
-    JSON file), and asking for it again reads it back. So a study resumes where it stopped, and the
-    report can always be rebuilt from what is on disk.
+    Asking for a finished job again reads it back. So a study resumes where it stopped, and the report can
+    always be rebuilt from what is on disk. A training job's folder is its model's.
     """
 
     def __init__(self, root: str | Path, budget: Budget, log: Callable[[str], None] = print) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.jobs = Jobs(root)
+        self.root = self.jobs.root
         self.budget = budget
         self._log = log
 
     def log(self, message: str) -> None:
         self._log(message)
 
-    def cached(self, name: str, compute: Callable[[], Any]) -> Any:
-        """``compute()``'s JSON result, stored as ``<name>.json``; read back when it exists."""
-        path = self.root / f"{name}.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        from interplay.training.common import library_output_to
-
-        started = time.perf_counter()
-        with library_output_to(self.root / "messages.log"):
-            result = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result))
-        self.log(f"{name}: {time.perf_counter() - started:.0f} s")
+    def _run(self, name: str, run: Callable[[], Any]) -> Any:
+        fresh = not self.jobs.done(name)
+        result = run()
+        if fresh:
+            self.log(f"{name}: {self.jobs.seconds(name):.0f} s")
         return result
+
+    def cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s JSON result, the job ``name``; read back when it is done."""
+        return self._run(name, lambda: self.jobs.run(name, lambda folder: compute()))
 
     def sft(self, name: str, config: Any, steps: int, *, seed: int = 0, batch: int = 64, lr: float = 2e-3,
             save_every: int | None = None) -> Path:
         """Train ``config`` (an ``ImitationConfig``) by SFT for ``steps`` optimizer steps; the final model in
         ``<name>/``, and with ``save_every`` the intermediate ones in ``<name>/checkpoint-<step>/`` (kept)."""
-        from trl import SFTConfig
-
-        from interplay.training.imitation import sft_defaults, train_imitation
-
-        out = self.root / name
-        if (out / DONE).exists():
-            return out
-        def train(console: Any) -> Any:
-            args = SFTConfig(output_dir=str(out), **sft_defaults(
-                max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
-                warmup_steps=min(30, steps // 5), seed=seed, data_seed=seed, logging_steps=max(1, steps // 10),
-                disable_tqdm=True, save_strategy="steps" if save_every else "no", save_steps=save_every or steps,
-                save_total_limit=None))
-            return train_imitation(config, args, progress=False, console=console)
-
-        self._train(name, train)
-        return out
+        args = {"max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": lr,
+                "warmup_steps": min(30, steps // 5), "seed": seed, "data_seed": seed,
+                "logging_steps": max(1, steps // 10), "save_strategy": "steps" if save_every else "no",
+                "save_steps": save_every or steps, "save_total_limit": None}
+        self._run(name, lambda: self.jobs.train(name, "sft", config, args))
+        return self.root / name
 
     def grpo(self, name: str, config: Any, steps: int, *, seed: int = 0, batch: int = 64, group: int = 8,
              lr: float = 3e-4, **extra: Any) -> Path:
         """Train ``config`` (a ``GRPOTrainingConfig``) by multi-turn GRPO for ``steps`` optimizer steps of
         ``batch`` episodes in groups of ``group``; the final model in ``<name>/``. ``extra``: more
         ``GRPOConfig`` fields."""
-        from trl import GRPOConfig
-
-        from interplay.training.grpo import grpo_defaults, train_grpo
-
-        out = self.root / name
-        if (out / DONE).exists():
-            return out
-        def train(console: Any) -> Any:
-            args = GRPOConfig(output_dir=str(out), **grpo_defaults(
-                max_steps=steps, per_device_train_batch_size=batch, num_generations=group, learning_rate=lr,
-                seed=seed, data_seed=seed, logging_steps=1, disable_tqdm=True, save_strategy="no", **extra))
-            return train_grpo(config, args, console=console)
-
-        self._train(name, train)
-        return out
-
-    def _train(self, name: str, train: Callable[[Any], Any]) -> None:
-        from interplay.training.common import TrainingConsole, library_output_to
-
-        out = self.root / name
-        started = time.perf_counter()
-        console = TrainingConsole(out / "train_log.jsonl", name, bar=False)
-        with library_output_to(out / "messages.log"):
-            result = train(console)
-        (out / "log_history.json").write_text(json.dumps(result.log_history))
-        (out / DONE).write_text(f"{time.perf_counter() - started:.1f}\n")
-        self.log(f"{name}: trained in {time.perf_counter() - started:.0f} s")
+        args = {"max_steps": steps, "per_device_train_batch_size": batch, "num_generations": group,
+                "learning_rate": lr, "seed": seed, "data_seed": seed, "logging_steps": 1, "save_strategy": "no",
+                **extra}
+        self._run(name, lambda: self.jobs.train(name, "grpo", config, args))
+        return self.root / name
 
     def train_log(self, name: str) -> list[dict[str, Any]]:
         """The log entries of a finished training (TRL's ``log_history``)."""
-        return json.loads((self.root / name / "log_history.json").read_text())
+        return self.jobs.result(name)["log_history"]
 
     def grpo_checks(self, name: str) -> dict[str, float]:
-        """The manipulation checks (``grpo_checks``) of the finished GRPO training ``name``."""
+        """The manipulation checks (``interplay.experiments.grpo_checks``) of the finished GRPO training ``name``."""
         return grpo_checks(self.train_log(name))
 
 
@@ -415,16 +317,14 @@ def expert_forcing(model: str | Path, env: str, env_kwargs: dict[str, Any], task
     of a move the expert would make there (its ``expert_action_probs`` support, else its reply). Measured on
     the expert's states, so a failed episode's repeated bumps do not count.
     """
-    import torch
-
     from interplay.agents import HFAgent
     from interplay.evaluation import expert_log_likelihood, expert_trajectories
+    from interplay.scoring import teacher_forced
     from interplay.seeds import eval_seeds
 
     agent = HFAgent(str(model), temperature=1.0, max_new_tokens=1)
     expert = expert_trajectories(env, eval_seeds(tasks), agent.encoder, env_kwargs=dict(env_kwargs),
                                  max_turns=max_turns)
-    log_mu = expert_log_likelihood(expert)
     first_token = {}
 
     def first(reply: str) -> int:
@@ -432,27 +332,18 @@ def expert_forcing(model: str | Path, env: str, env_kwargs: dict[str, Any], task
             first_token[reply] = agent.tokenizer.encode(reply, add_special_tokens=False)[0]
         return first_token[reply]
 
-    out: dict[str, list[Any]] = {"log_pi": [], "log_mu": log_mu.tolist(), "tokens": [], "expert_turns": [],
-                                 "step_errors": []}
-    model_ = agent.model
-    model_.eval()
-    with torch.no_grad():
-        for t in expert:
-            ids = list(t.prompt_ids) + list(t.completion_ids)
-            mask = [0] * len(t.prompt_ids) + list(t.agent_mask)
-            logits = model_(input_ids=torch.tensor([ids])).logits[0, :-1].float()
-            logp = torch.log_softmax(logits, -1)
-            target = torch.tensor(ids[1:])
-            scored = torch.tensor(mask[1:], dtype=torch.bool)
-            out["log_pi"].append(float(logp[scored].gather(-1, target[scored][:, None]).sum()))
-            out["tokens"].append(int(scored.sum()))
-            starts = [p for p in range(1, len(ids)) if mask[p] and not mask[p - 1]]
-            replies = [m["content"] for m in t.messages if m["role"] == "assistant"]
-            errors = []
-            for turn, p in enumerate(starts[: len(replies)], start=1):
-                probs = t.infos[turn].get("expert_action_probs") if turn < len(t.infos) else None
-                allowed = {first(r) for r, q in probs.items() if q > 0} if probs else {ids[p]}
-                errors.append(int(int(logits[p - 1].argmax()) not in allowed))
-            out["step_errors"].append(errors)
-            out["expert_turns"].append(len(replies))
+    forced = teacher_forced(agent.model, [t.prompt_ids for t in expert], [t.completion_ids for t in expert],
+                            [t.agent_mask for t in expert], reply_openings=True)
+    out: dict[str, list[Any]] = {"log_pi": forced.log_likelihood.tolist(),
+                                 "log_mu": expert_log_likelihood(expert).tolist(), "tokens": forced.tokens.tolist(),
+                                 "expert_turns": [], "step_errors": []}
+    for t, openings in zip(expert, forced.reply_openings):
+        replies = [m["content"] for m in t.messages if m["role"] == "assistant"]
+        errors = []
+        for turn, (guess, actual) in enumerate(openings[: len(replies)], start=1):
+            probs = t.infos[turn].get("expert_action_probs") if turn < len(t.infos) else None
+            allowed = {first(r) for r, q in probs.items() if q > 0} if probs else {actual}
+            errors.append(int(guess not in allowed))
+        out["step_errors"].append(errors)
+        out["expert_turns"].append(len(replies))
     return out

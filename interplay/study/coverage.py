@@ -28,17 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from interplay.experiments import GRPO_CHECKS_NOTE, mean_checks, pct
 from interplay.metrics import per_task_pass_at_k
 from interplay.study.core import (
     BOOTSTRAP_DRAWS,
-    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
     expert_forcing,
-    mean_checks,
     over,
-    pct,
     play,
     ranking_edge,
     spearman,

@@ -5,13 +5,16 @@ digit hints) should get better from attempt to attempt when it is given such hin
 plasticity* than a model trained with a teacher that only says "incorrect", or trained on single attempts,
 at the same training budget, on held-out tasks and on a feedback environment it was not trained on.
 
-Method: CodeBreaker-v0 (3 digits, ``instructions=False``). Three training conditions, each from the tiny
-model: SFT on that condition's expert play, then multi-turn GRPO in that condition, with the same steps,
-batch, learning rates, training tasks and TRL seeds: ``rule`` (digit hints, 4 attempts), ``none`` ("Incorrect,
-try again.", 4 attempts) and ``single-turn`` (1 attempt). Every trained model then plays held-out codes
-greedily with the rule teacher and 4 attempts, and an environment not trained on (``TRANSFER``: 4-digit
-codes); beside them, each SFT model on the held-out codes (where the plasticity comes from) and each final
-model in its own training condition.
+Method: CodeBreaker-v0 (3 digits, ``instructions=False``). Per seed, one format-competent start: SFT on expert
+play under the decoy teacher (hints in the rule teacher's format about another code, so the start learns to
+reply with a guess after hint-shaped feedback, not what the hints mean). From it, three training conditions:
+SFT on that condition's expert play, then multi-turn GRPO in that condition, with the same steps, batch,
+learning rates, training tasks and TRL seeds: ``rule`` (digit hints, 4 attempts), ``none`` ("Incorrect, try
+again.", 4 attempts) and ``single-turn`` (1 attempt). Every trained model then plays held-out codes greedily
+with the rule teacher and 4 attempts, and an environment not trained on (``TRANSFER``: 4-digit codes);
+beside them, the start and each SFT model on the held-out codes (where the plasticity comes from), each
+final model in its own training condition, and the control: the rule-trained models given decoy hints
+(same format, no information), which must lose what the hints' content gave them.
 
 Formulas, for model seed s and task t (``turn[s,t]``: the attempt that found the code, or none):
 
@@ -29,18 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from interplay.experiments import GRPO_CHECKS_NOTE, mean_checks, pct, pct_interval, with_interval
 from interplay.study.core import (
-    GRPO_CHECKS_NOTE,
     Lab,
     Section,
     claim,
-    mean_checks,
     over,
-    pct,
-    pct_interval,
     play,
     two_way_interval,
-    with_interval,
 )
 
 ENV = "interplay/CodeBreaker-v0"
@@ -52,13 +51,23 @@ CONDITIONS = {"rule": {"teacher": "rule", "max_attempts": ATTEMPTS},
               "single-turn": {"teacher": "rule", "max_attempts": 1}}
 #: Every model is evaluated here: held-out codes, rule teacher, 4 attempts.
 HELD_OUT = {**BASE, "teacher": "rule", "max_attempts": ATTEMPTS}
+#: The control: the rule teacher's format about another code, no information about the secret.
+DECOY = {**HELD_OUT, "teacher": "decoy"}
+#: Where every condition starts: SFT on expert play under the decoy teacher.
+START = DECOY
+#: The control's row: the rule-trained models on held-out codes with decoy hints.
+CONTROL = "rule, decoy hints"
 #: The feedback environment no condition trains on.
 TRANSFER = {"digits": 4, "instructions": False, "teacher": "rule", "max_attempts": 5}
 TRANSFER_NAME = "CodeBreaker-v0 with 4-digit codes, rule teacher, 5 attempts"
 SFT_STEPS, GRPO_STEPS, BATCH, GROUP, SFT_LR, GRPO_LR = 150, 30, 64, 8, 2e-3, 3e-4
+#: Of the SFT steps, those spent on the shared start (the rest on the condition's own expert play).
+START_STEPS = 50
 MAX_NEW_TOKENS = 5
 #: Training seeds of model seed s: SFT from s * SEED_BLOCK, GRPO from s * SEED_BLOCK + GRPO_OFFSET.
 SEED_BLOCK, GRPO_OFFSET, GRPO_TASKS_CAP = 60_000, 50_000, 10_000
+#: The shared start's SFT episodes come from seed s * SEED_BLOCK + START_OFFSET on (below the GRPO block).
+START_OFFSET = 40_000
 #: Expert episodes per SFT run at most: the expert is deterministic and there are only 800 training codes,
 #: so more episodes repeat the same ones (3200 cover ~98% of them); SFT cycles through them.
 SFT_EPISODES_CAP = 3200
@@ -81,27 +90,41 @@ def first_expert_success(start: int, kwargs: dict[str, Any]) -> int:
     from interplay.envs.codebreaker import CodeBreakerEnv
 
     env = CodeBreakerEnv(**kwargs)
-    for n in range(GRPO_OFFSET):
+    for n in range(START_OFFSET):
         env.reset(seed=start + n)
         if env.task.answer == env.expert_action():
             return n + 1
-    raise RuntimeError(f"no code {env.expert_action()} in training seeds {start}..{start + GRPO_OFFSET}")
+    raise RuntimeError(f"no code {env.expert_action()} in training seeds {start}..{start + START_OFFSET}")
+
+
+def start(lab: Lab, seed: int) -> Path:
+    """Seed ``seed``'s format-competent start, shared by every condition: SFT on expert play under the
+    decoy teacher (training seeds past the conditions' SFT episodes, before their GRPO block)."""
+    from interplay.training.config import ImitationConfig
+
+    steps = lab.budget.steps(START_STEPS)
+    config = ImitationConfig(env=ENV, env_kwargs=dict(START), episodes=min(steps * BATCH, SFT_EPISODES_CAP),
+                             seed_start=seed * SEED_BLOCK + START_OFFSET, max_new_tokens=MAX_NEW_TOKENS,
+                             eval_episodes=8)
+    return lab.sft(f"start/seed{seed}", config, steps, seed=seed, batch=BATCH, lr=SFT_LR)
 
 
 def train(lab: Lab, condition: str, seed: int) -> Path:
-    """SFT on the condition's expert play, then GRPO in the condition; the final model's folder."""
+    """From the shared start, SFT on the condition's expert play, then GRPO in the condition; the final
+    model's folder."""
     from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 
     kwargs = own_kwargs(condition)
-    sft_steps, grpo_steps, batch = lab.budget.steps(SFT_STEPS), lab.budget.steps(GRPO_STEPS, least=1), lab.budget.batch(BATCH, GROUP)
-    start = seed * SEED_BLOCK
+    sft_steps = lab.budget.steps(SFT_STEPS) - lab.budget.steps(START_STEPS)
+    grpo_steps, batch = lab.budget.steps(GRPO_STEPS, least=1), lab.budget.batch(BATCH, GROUP)
+    first = seed * SEED_BLOCK
     episodes = min(sft_steps * BATCH, SFT_EPISODES_CAP)
     if kwargs["max_attempts"] == 1:
-        episodes = max(episodes, first_expert_success(start, kwargs))
+        episodes = max(episodes, first_expert_success(first, kwargs))
     sft = lab.sft(f"{condition}/seed{seed}/sft", ImitationConfig(
-        env=ENV, env_kwargs=kwargs, episodes=episodes, seed_start=start, max_new_tokens=MAX_NEW_TOKENS,
-        eval_episodes=8), sft_steps, seed=seed, batch=BATCH, lr=SFT_LR)
-    grpo = GRPOTrainingConfig(env=ENV, env_kwargs=kwargs, model=str(sft), seed_start=start + GRPO_OFFSET,
+        env=ENV, env_kwargs=kwargs, model=str(start(lab, seed)), episodes=episodes, seed_start=first,
+        max_new_tokens=MAX_NEW_TOKENS, eval_episodes=8), sft_steps, seed=seed, batch=BATCH, lr=SFT_LR)
+    grpo = GRPOTrainingConfig(env=ENV, env_kwargs=kwargs, model=str(sft), seed_start=first + GRPO_OFFSET,
                               tasks=min(grpo_steps * batch // GROUP, GRPO_TASKS_CAP),
                               max_new_tokens=MAX_NEW_TOKENS, eval_episodes=8)
     return lab.grpo(f"{condition}/seed{seed}/grpo", grpo, grpo_steps, seed=seed, batch=batch, group=GROUP,
@@ -148,12 +171,15 @@ def curve_table(title: str, results: dict[str, Evaluation]) -> tuple[str, dict[s
 
 def stage_table(after_sft: dict[str, Evaluation], final: dict[str, Evaluation],
                 own: dict[str, Evaluation]) -> tuple[str, dict[str, Any]]:
-    """Held-out plasticity after SFT and after SFT + GRPO, and success in each model's own training condition."""
+    """Held-out plasticity of the shared start, after each condition's SFT and after its SFT + GRPO, and success
+    in each model's own training condition."""
     lines = ["Where the plasticity comes from, and each model in its own training condition (held-out codes, "
              "greedy): plasticity in points, success in %, [95% interval over seeds and tasks].", "",
              "| training | plasticity after SFT | after SFT + GRPO | solved in its own condition |",
              "|---|---|---|---|"]
-    numbers = {}
+    start = two_way_interval(plasticity(after_sft["start"].solved))
+    lines.append(f"| the shared start (decoy-teacher SFT) | {with_interval(*start)} | – | – |")
+    numbers: dict[str, Any] = {"start": {"plasticity": list(start), "unreadable": after_sft["start"].unreadable}}
     for c in final:
         sft, grpo = two_way_interval(plasticity(after_sft[c].solved)), two_way_interval(plasticity(final[c].solved))
         mine = two_way_interval(own[c].solved[:, :, -1])
@@ -177,14 +203,18 @@ def plasticity_claim(name: str, statement: str, results: dict[str, Evaluation], 
 def run(lab: Lab) -> Section:
     final = {c: [train(lab, c, s) for s in range(lab.budget.seeds)] for c in CONDITIONS}
     held = {c: evaluation(lab, ms, "heldout", HELD_OUT) for c, ms in final.items()}
+    control = {**held, CONTROL: evaluation(lab, final["rule"], "heldout_decoy", DECOY)}
     far = {c: evaluation(lab, ms, "transfer", TRANSFER) for c, ms in final.items()}
-    after_sft = {c: evaluation(lab, [m.parent / "sft" for m in ms], "heldout", HELD_OUT) for c, ms in final.items()}
+    starts = [start(lab, s) for s in range(lab.budget.seeds)]
+    after_sft = {"start": evaluation(lab, starts, "heldout", HELD_OUT),
+                 **{c: evaluation(lab, [m.parent / "sft" for m in ms], "heldout", HELD_OUT) for c, ms in final.items()}}
     own = {c: evaluation(lab, ms, "heldout" if own_kwargs(c) == HELD_OUT else "own", own_kwargs(c))
            for c, ms in final.items()}
     held_md, held_numbers = curve_table(
         f"Held-out codes (3 digits, rule teacher, {ATTEMPTS} attempts, greedy): % solved within attempt k, mean "
-        "over seeds [95% interval over seeds and tasks]; plasticity in points; % of replies with no readable guess.",
-        held)
+        "over seeds [95% interval over seeds and tasks]; plasticity in points; % of replies with no readable guess. "
+        f"Last row, the control: the rule-trained models given decoy hints (the rule format, about another code).",
+        control)
     far_md, far_numbers = curve_table(f"Not trained on: {TRANSFER_NAME} (greedy), as above.", far)
     stage_md, stage_numbers = stage_table(after_sft, held, own)
     claims = [
@@ -194,6 +224,8 @@ def run(lab: Lab) -> Section:
         plasticity_claim("rule_vs_single_turn", "Training with the rule teacher gives more in-context plasticity "
                          "than single-turn training.", held, "rule", "single-turn",
                          baseline_note("single-turn", held, own)),
+        plasticity_claim("hint_content", "The rule-trained models' plasticity comes from the hints' content: decoy "
+                         "hints in the same format take it away.", control, "rule", CONTROL),
         plasticity_claim("transfer", "The plasticity from rule-teacher training carries over to a feedback "
                          "environment not trained on.", far, "rule", "none", transfer_note(far)),
     ]
@@ -236,20 +268,25 @@ QUESTION = ("Does training with a teacher's informative feedback teach a model t
 
 def setup(lab: Lab) -> list[str]:
     b = lab.budget
-    sft_steps, grpo_steps = b.steps(SFT_STEPS), b.steps(GRPO_STEPS, least=1)
+    start_steps, grpo_steps = b.steps(START_STEPS), b.steps(GRPO_STEPS, least=1)
+    sft_steps = b.steps(SFT_STEPS) - start_steps
+    start_episodes, sft_episodes = (min(n * BATCH, SFT_EPISODES_CAP) for n in (start_steps, sft_steps))
     return [
         f"Environment: {ENV}, 3-digit codes, `instructions=False` (short episodes for the tiny "
         "character-level model). Codes are split once: 800 training codes, 200 held-out codes no training "
         "episode uses.",
-        f"Three training conditions from the tiny model, {b.seeds} seeds each: rule (the rule teacher's digit "
+        f"Three training conditions from one shared start, {b.seeds} seeds each: rule (the rule teacher's digit "
         f"hints `+`/`-`/`=`, {ATTEMPTS} attempts), none (only \"Incorrect, try again.\", {ATTEMPTS} attempts), "
         "single-turn (1 attempt, so no feedback is ever read).",
-        f"Each: SFT on the condition's expert play, {sft_steps} steps of {BATCH} episodes (drawn from "
-        f"{min(sft_steps * BATCH, SFT_EPISODES_CAP)} expert episodes: the expert is deterministic, so more "
-        f"only repeat the 800 codes), lr {SFT_LR:g}, warmup {min(30, sft_steps // 5)}; then GRPO in the "
-        f"condition, {plural(grpo_steps, 'step')} of {b.batch(BATCH, GROUP)} episodes in groups of {GROUP}, lr "
-        f"{GRPO_LR:g}; replies of at most {MAX_NEW_TOKENS} tokens. Seed s: training seeds from {SEED_BLOCK}·s, "
-        "the same in every condition, and TRL seed s.",
+        f"Per seed, one start for every condition: SFT from the tiny model on {start_episodes} expert episodes "
+        "under the decoy teacher (the rule teacher's hints about another code: the reply format and the "
+        f"episode's shape, no hint meaning), {start_steps} steps. From it, each condition: SFT on its own expert "
+        f"play, {sft_steps} steps of {BATCH} episodes (drawn from {sft_episodes} expert episodes: the expert is deterministic, so more only repeat the 800 codes), lr {SFT_LR:g}; then GRPO "
+        f"in the condition, {plural(grpo_steps, 'step')} of {b.batch(BATCH, GROUP)} episodes in groups of "
+        f"{GROUP}, lr {GRPO_LR:g}; replies of at most {MAX_NEW_TOKENS} tokens. Seed s: training seeds from "
+        f"{SEED_BLOCK}·s, the same in every condition, and TRL seed s.",
+        "The control: the rule-trained final models play the same held-out codes with the decoy teacher, whose "
+        "hints have the rule teacher's format and describe another code (`teacher=\"decoy\"`).",
         "The expert bisects each digit's remaining range. Under the rule teacher those ranges follow from the "
         "hints it shows; under the none teacher they still come from the hidden code, so its later guesses use "
         "information the agent never sees, and imitating it teaches guesses the observations cannot justify: "

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from interplay.experiments import pct, pct_interval, with_interval
 from interplay.study.core import (
     Budget,
     Claim,
@@ -40,17 +41,14 @@ from interplay.study.core import (
     claim,
     expert_forcing,
     over,
-    pct,
-    pct_interval,
     play,
     two_way_interval,
-    with_interval,
 )
 from interplay.training.config import ImitationConfig
 
 ENV = "interplay/Maze-v0"
 MAX_NEW_TOKENS = 3
-SFT_STEPS, BATCH, LR = 150, 64, 2e-3  # 150 steps at 4x4: 42-52% greedy success (100 steps: 16%), measured
+SFT_STEPS, BATCH, LR = 150, 64, 2e-3  # enough steps for SFT to solve some 4x4 mazes (benchmarks/RESULTS.md)
 #: DAgger: the library's rounds and steps per round, inside the same 150 steps; 256 learner episodes per round
 #: (the library's default is 512) label ~3,700 states, more than the 1,280 rows a round's 20 steps draw.
 DAGGER_ROUNDS, DAGGER_STEPS, DAGGER_EPISODES = 2, 20, 256
@@ -67,11 +65,9 @@ def _env(size: int, expert: str = "bfs") -> dict[str, Any]:
 class Plan:
     """What runs at a budget. The size sweep (the first two claims) trains ``Budget.seeds`` seeds (3 at budget 1);
     the paired arms at ``paired`` (DAgger, the explorer expert, and SFT on the BFS expert beside them)
-    ``paired_seeds``. Measured at budget 1 in ``interplay study --workers 2`` on 2 CPU cores, one seed's
-    trainings with their evaluations: SFT 3x3 4.6, 4x4 5.8, 5x5 5.8, DAgger 7.0, explorer 6.5 minutes. So CPU
-    budgets (<= 2) sweep 3x3 and 5x5 only (the main claim's ends) with all seeds, and run the paired arms at 4x4
-    with one seed: 3 × (4.6 + 5.8) + 5.8 + 7.0 + 6.5 ≈ 51 minutes, beside the other sections' 40 on the other
-    worker. GPU budgets (> 2): every size and the explorer at every size, all with every seed."""
+    ``paired_seeds``. CPU budgets (<= 2) sweep 3x3 and 5x5 only (the main claim's ends) with all seeds, and run
+    the paired arms at 4x4 with one seed, so that the section takes about as long as the others beside it on a
+    second worker. GPU budgets (> 2): every size and the explorer at every size, all with every seed."""
 
     seeds: int
     sizes: tuple[int, ...]

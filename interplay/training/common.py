@@ -1,7 +1,6 @@
 """What the imitation and GRPO trainers share: defaults, launch checks, the held-out score, the terminal.
 
 - ``with_bf16_where_supported``: TRL config defaults with bf16 only where a GPU supports it.
-- ``agent_kwargs``: the ``HFAgent`` options a training config carries for its model's chat template.
 - ``start_model``: the model a run starts from, and the ``peft_config`` TRL gets when it trains LoRA.
 - ``check_launch``: refuses processes launched outside the distributed job the trainer sees.
 - ``HeldOutSuccessCallback``: greedy success on held-out tasks, logged through the trainer.
@@ -23,17 +22,14 @@ from typing import Any, NamedTuple
 
 from transformers import TrainerCallback
 
+from interplay.training.config import RunConfig
+
 
 def with_bf16_where_supported(defaults: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """``defaults`` + bf16 only where a GPU supports it (TRL's default bf16=True fails on a CPU) + overrides."""
     import torch
 
     return {**defaults, "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), **overrides}
-
-
-def agent_kwargs(config: Any) -> dict[str, Any]:
-    """The HFAgent options a training config carries for its model's chat template."""
-    return {"chat_template_kwargs": config.chat_template_kwargs, "thinking_budget": config.thinking_budget}
 
 
 def lora_config(settings: Any) -> Any:
@@ -54,7 +50,7 @@ class StartModel(NamedTuple):
     adapters: AdapterBase | None  # a callback that writes the saved adapters' base name; None without LoRA
 
 
-def start_model(config: Any) -> StartModel:
+def start_model(config: RunConfig) -> StartModel:
     """The model, tokenizer and ``peft_config`` a run of ``config`` (``model`` and ``lora`` fields) starts from.
 
     - No LoRA: the model, an adapter directory merged into its base (all weights train); peft_config None.
@@ -104,7 +100,7 @@ class AdapterBase(TrainerCallback):
             self.write(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
 
 
-def _check_same_adapter(config: Any, saved: Any) -> None:
+def _check_same_adapter(config: RunConfig, saved: Any) -> None:
     """Refuse LoRA settings that contradict the adapter a run continues (its rank and scale are its own)."""
     lora = config.lora
     if (saved.r, float(saved.lora_alpha)) != (lora.r, lora.scale_alpha):
@@ -291,5 +287,5 @@ def _datasets_progress_bars(enabled: bool | None) -> bool | None:
     return ds_logging.is_progress_bar_enabled()
 
 
-__all__ = ["AdapterBase", "HeldOutSuccessCallback", "StartModel", "TrainingConsole", "agent_kwargs", "check_launch", "library_output_to",
+__all__ = ["AdapterBase", "HeldOutSuccessCallback", "StartModel", "TrainingConsole", "check_launch", "library_output_to",
            "lora_config", "start_model", "use_console", "with_bf16_where_supported"]

@@ -1,10 +1,13 @@
-"""interplay's side of the training configs (TRL's SFTConfig / GRPOConfig hold the optimizer side).
+"""interplay's side of the training configs; TRL's ``SFTConfig`` / ``GRPOConfig`` hold the optimizer side.
 
-Kept free of torch/TRL imports so the command line can build its flags from them quickly.
+As in TRL, one dataclass per trainer with ``help`` metadata on every field: ``interplay train <stage>
+--help`` prints it next to TRL's own fields, and ``--config`` YAML files set the same fields.
+``RunConfig`` holds what imitation and GRPO share. Kept free of torch/TRL imports.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,152 +77,122 @@ class LoraSettings:
         raise TypeError(f"lora must be LoraSettings, a dict of its fields, a rank or None, got {value!r:.80}.")
 
 
+def _help(text: str, **kwargs: Any) -> Any:
+    """A dataclass field with ``text`` as its ``--help`` (``metadata["help"]``, as TRL's configs have it)."""
+    return field(metadata={"help": text}, **kwargs)
+
+
+def _json_object(value: Any, name: str) -> dict[str, Any]:
+    """A dict field's value: a dict as is, a JSON object string (a flag, a YAML string) parsed, None as {}."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict (or a JSON object), got {value!r:.80}.")
+    return value
+
+
 @dataclass
-class ImitationConfig:
-    """interplay's side of an imitation run (TRL's ``SFTConfig`` holds the optimizer side).
+class RunConfig:
+    """What an imitation run and a GRPO run share: the task, the model, the turns, the held-out score, LoRA."""
 
-    Args:
-        env, env_kwargs: the task (its environment must have an ``expert_action``). The id and kwargs
-            say everything about it, its turn limit included (default ``interplay/Maze-4x4-v0``: a 4x4
-            maze in 12 moves, the task GRPO's default trains on too).
-        model: "tiny", a catalogue name ("smollm2-135m"), a checkpoint directory or an HF id to start from.
-        episodes: expert episodes for the offline dataset, one fresh training seed each.
-        mode: "offline" (behaviour cloning) or "dagger" (then ``dagger_rounds`` rounds follow).
-        dagger_rounds, dagger_episodes, dagger_steps: rounds; learner episodes per round; SFT steps
-            on the aggregated data after each round.
-        dagger_temperature: sampling temperature of the learner's DAgger rollouts.
-        max_turns: a turn limit imposed from outside the task, on every episode played (expert data,
-            DAgger, held-out scores): the ``interplay.envs.core.TurnLimit`` wrapper, recorded in each
-            trajectory's manifest and stated to the agent where it is tighter than the environment's
-            own limit. None (default): the environment's own limit.
-        seed_start: first training seed (episodes use consecutive seeds after it).
-        env_workers: N > 0 plays the training episodes' environments in N local ``interplay serve``
-            processes (``rollout(env_workers=N)``: CPU-heavy environments on several cores); 0 (default): in
-            this process.
-        eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every``
-            optimizer steps and at the end (0 disables the periodic ones).
-        max_new_tokens: per reply, when the learner plays (DAgger, evaluation).
-        chat_template_kwargs: passed to the model's chat template, e.g. ``{"enable_thinking": false}``
-            (Qwen3), for the expert data and whenever the learner plays.
-        thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
-            inserted when the learner plays (None: no limit).
-        lora: a LoRA adapter to train instead of all the weights (``LoraSettings``; a dict of its fields in
-            YAML, ``--lora-r`` etc. on the command line); the output directory then holds the adapter.
-    """
-
-    env: str = "interplay/Maze-4x4-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    model: str = "tiny"
-    episodes: int = 6400
-    mode: str = "offline"
-    dagger_rounds: int = 2
-    dagger_episodes: int = 512
-    dagger_steps: int = 20
-    dagger_temperature: float = 1.0
-    max_turns: int | None = None
-    seed_start: int = TRAIN_SEED_START
-    env_workers: int = 0
-    eval_episodes: int = 100
-    eval_every: int = 0
-    max_new_tokens: int = 16
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    thinking_budget: int | None = None
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    env: str = _help("environment id; the id and env_kwargs say everything about the task, its turn limit "
+                     "included (default: a 4x4 maze in 12 moves)", default="interplay/Maze-4x4-v0")
+    env_kwargs: dict[str, Any] = _help("environment constructor kwargs (JSON object)", default_factory=dict)
+    model: str = _help("'tiny', a catalogue name (smollm2-135m), a checkpoint directory (e.g. an SFT output) or "
+                       "an HF id to start from", default="tiny")
+    seed_start: int = _help("first training seed; episodes use consecutive seeds after it",
+                            default=TRAIN_SEED_START)
+    max_turns: int | None = _help(
+        "a turn limit imposed from outside the task on every episode played (the TurnLimit wrapper, recorded "
+        "in each trajectory's manifest and stated to the agent where tighter than the environment's own); "
+        "default: the environment's own limit", default=None)
+    max_new_tokens: int = _help("tokens per reply when the model plays", default=16)
+    env_workers: int = _help("N > 0 plays the training episodes' environments in N local `interplay serve` "
+                             "processes (CPU-heavy environments on several cores); 0: in this process", default=0)
+    eval_episodes: int = _help("held-out tasks (evaluation seeds, greedy) scored during and after training",
+                               default=100)
+    eval_every: int = _help("score the held-out tasks every N optimizer steps, and at the end (0: at the end only)",
+                            default=0)
+    chat_template_kwargs: dict[str, Any] = _help(
+        "passed to the model's chat template, e.g. {\"enable_thinking\": false} (Qwen3) (JSON object)",
+        default_factory=dict)
+    thinking_budget: int | None = _help("reasoning models: thinking tokens per reply before the closing marker is "
+                                        "inserted (default: no limit)", default=None)
+    lora: LoraSettings = _help("a LoRA adapter to train instead of all the weights (LoraSettings; a mapping of its "
+                               "fields in YAML, --lora-r etc. as flags); the output then holds the adapter",
+                               default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
         self.lora = LoraSettings.of(self.lora)
+        self.env_kwargs = _json_object(self.env_kwargs, "env_kwargs")
+        self.chat_template_kwargs = _json_object(self.chat_template_kwargs, "chat_template_kwargs")
+        if self.max_new_tokens < 1 or self.eval_episodes < 1 or self.eval_every < 0:
+            raise ValueError("max_new_tokens and eval_episodes must be positive and eval_every >= 0, got "
+                             f"{self.max_new_tokens}, {self.eval_episodes}, {self.eval_every}.")
+
+    def agent_kwargs(self) -> dict[str, Any]:
+        """The ``HFAgent`` options this run gives its model whenever it plays (its chat template's)."""
+        return {"chat_template_kwargs": self.chat_template_kwargs, "thinking_budget": self.thinking_budget}
+
+
+@dataclass
+class ImitationConfig(RunConfig):
+    """interplay's side of an imitation run (TRL's ``SFTConfig`` holds the optimizer side): expert episodes
+    for behaviour cloning, then, with ``mode="dagger"``, DAgger rounds. The environment needs an
+    ``expert_action``."""
+
+    episodes: int = _help("expert episodes for the offline dataset, one fresh training seed each", default=6400)
+    mode: str = _help("'offline' (behaviour cloning) or 'dagger' (then dagger_rounds rounds follow)",
+                      default="offline")
+    dagger_rounds: int = _help("DAgger rounds after the offline phase", default=2)
+    dagger_episodes: int = _help("learner episodes per DAgger round", default=512)
+    dagger_steps: int = _help("SFT steps on the aggregated data after each DAgger round", default=20)
+    dagger_temperature: float = _help("sampling temperature of the learner's DAgger episodes", default=1.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in ("offline", "dagger"):
             raise ValueError(f"mode must be 'offline' or 'dagger', got {self.mode!r}.")
-        for name in ("episodes", "dagger_episodes", "eval_episodes", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
-        for name in ("dagger_rounds", "dagger_steps", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
-        if not isinstance(self.env_kwargs, dict):
-            raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
+        for name, value in (("episodes", self.episodes), ("dagger_episodes", self.dagger_episodes)):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        for name, value in (("dagger_rounds", self.dagger_rounds), ("dagger_steps", self.dagger_steps)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}.")
         check_train_seeds(self.seed_start, self.episodes + self.dagger_rounds * self.dagger_episodes, "episodes")
 
 
-
 @dataclass
-class GRPOTrainingConfig:
-    """interplay's side of a GRPO run (TRL's ``GRPOConfig`` holds the optimizer and sampling side).
+class GRPOTrainingConfig(RunConfig):
+    """interplay's side of a GRPO run (TRL's ``GRPOConfig`` holds the optimizer and sampling side)."""
 
-    Args:
-        env, env_kwargs: the task. The id and kwargs say everything about it, its turn limit included
-            (default ``interplay/Maze-4x4-v0``: a 4x4 maze in 12 moves, the limit measured for GRPO).
-        model: "tiny", a catalogue name ("smollm2-135m"), a checkpoint directory (e.g. an SFT output) or an HF
-            id to start from.
-        tasks: distinct training seeds in the prompt dataset (None: one fresh task per group for
-            ``max_steps`` steps, so no task repeats).
-        seed_start: first training seed.
-        max_turns: a turn limit imposed from outside the task, on the training episodes and the held-out
-            scores logged during training: the ``interplay.envs.core.TurnLimit`` wrapper, recorded in each
-            trajectory's manifest and stated to the agent where it is tighter than the environment's own
-            limit. None (default): the environment's own limit.
-        max_new_tokens: per reply (``GRPOConfig.max_completion_length`` is not used by the rollout).
-        env_workers: N > 0 plays the training episodes' environments in N local ``interplay serve``
-            processes (``rollout(env_workers=N)``: CPU-heavy environments on several cores); 0 (default): in
-            this process.
-        discount: per-turn discount of the episode reward, ``R = sum_t discount^t r_t``.
-        credit: which advantage each turn gets (``interplay.training.credit``): ``"episode"`` (default: GRPO's
-            episode advantage on every token), ``"return"`` (ReBN: per-turn discounted return-to-go normalized
-            over the batch) or ``"anchor"`` (GiGPO: episode advantage + ``anchor_weight`` × the step-level
-            advantage among the group's turns from an identical observation).
-        turn_discount: gamma of the per-turn returns ``G_t = sum_{k>=t} gamma^(k-t) r_k`` that ``"return"``
-            and ``"anchor"`` credit with (default 0.95, GiGPO's); ``discount`` still makes the episode reward.
-        anchor_weight: omega, the weight of the step-level advantage in ``"anchor"`` credit (default 1, GiGPO's).
-        exploration: reward shapers applied per group (``interplay.training.exploration``): an
-            ``ExplorationConfig``, a dict of its fields (YAML/JSON), or the short form of
-            ``ExplorationConfig.from_spec``, e.g. ``"outcome_count:0.1,pkpo:k=4"``.
-        critique_weight: weight of the auxiliary critique-prediction loss: NLL of the teacher's
-            feedback tokens in feedback environments (``interplay.training.grpo``); 0 disables it.
-        eval_episodes, eval_every: held-out tasks (EVAL seeds, greedy) scored every ``eval_every`` steps
-            and at the end (0 disables the periodic ones).
-        chat_template_kwargs: passed to the model's chat template, e.g. ``{"enable_thinking": false}`` (Qwen3).
-        thinking_budget: reasoning models: thinking tokens per reply before the closing marker is
-            inserted (None: no limit).
-        lora: a LoRA adapter to train instead of all the weights (``LoraSettings``); the rollouts sample
-            with it on, and the output directory and checkpoints hold the adapter.
-        fused_lm_head: per-token log-probs through TRL's fused LM head (True: less memory) or the model's own
-            logits over the completion positions (False: faster without a GPU); None (default): fused on a
-            GPU only (``interplay.training.grpo.CritiqueGRPOTrainer``).
-    """
-
-    env: str = "interplay/Maze-4x4-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    model: str = "tiny"
-    tasks: int | None = None
-    seed_start: int = TRAIN_SEED_START
-    max_turns: int | None = None
-    max_new_tokens: int = 16
-    env_workers: int = 0
-    discount: float = 1.0
-    credit: str = field(default="episode", metadata={
-        "help": f"turn-level credit: {', '.join(CREDITS)} (default: episode; see interplay.training.credit)"})
-    turn_discount: float = 0.95
-    anchor_weight: float = 1.0
-    exploration: ExplorationConfig | None = None
-    eval_episodes: int = 100
-    eval_every: int = 0
-    critique_weight: float = 0.0
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    thinking_budget: int | None = None
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    fused_lm_head: bool | None = None
+    tasks: int | None = _help("distinct training seeds in the prompt dataset (default: one fresh task per group "
+                              "for max_steps steps, so no task repeats)", default=None)
+    discount: float = _help("per-turn discount of the episode reward, R = sum_t discount^t r_t", default=1.0)
+    credit: str = _help(f"which advantage each turn gets: {', '.join(CREDITS)} (episode: GRPO's on every token; "
+                        "return: ReBN; anchor: GiGPO; see interplay.training.credit)", default="episode")
+    turn_discount: float = _help("gamma of the per-turn returns that 'return' and 'anchor' credit use (GiGPO's "
+                                 "0.95); discount still makes the episode reward", default=0.95)
+    anchor_weight: float = _help("omega, the weight of the step-level advantage in 'anchor' credit (GiGPO's 1)",
+                                 default=1.0)
+    exploration: ExplorationConfig | None = _help(
+        "reward shapers per GRPO group (interplay.training.exploration): comma-separated name[:weight][:key=value...], "
+        "e.g. 'outcome_count:0.1,pkpo:k=4', or a JSON object of ExplorationConfig's fields (default: none)",
+        default=None)
+    critique_weight: float = _help("weight of the critique loss: NLL of the teacher's feedback tokens in feedback "
+                                   "environments (interplay.training.grpo_trainer); 0 disables it", default=0.0)
+    fused_lm_head: bool | None = _help(
+        "per-token log-probs through TRL's fused LM head (true: less memory) or the model's own logits over the "
+        "completion positions (false: faster without a GPU); default: fused on a GPU only", default=None)
 
     def __post_init__(self) -> None:
-        self.lora = LoraSettings.of(self.lora)
+        super().__post_init__()
         if not 0.0 < self.discount <= 1.0:
             raise ValueError(f"discount must be in (0, 1], got {self.discount!r}.")
         if self.tasks is not None and self.tasks < 1:
             raise ValueError(f"tasks must be a positive integer or None, got {self.tasks!r}.")
-        if self.max_new_tokens < 1 or self.eval_episodes < 1 or self.eval_every < 0:
-            raise ValueError("max_new_tokens and eval_episodes must be positive and eval_every >= 0, got "
-                             f"{self.max_new_tokens}, {self.eval_episodes}, {self.eval_every}.")
-        if not isinstance(self.env_kwargs, dict):
-            raise TypeError(f"env_kwargs must be a dict of constructor kwargs, got {self.env_kwargs!r:.80}.")
         if isinstance(self.exploration, dict):  # from YAML / JSON
             self.exploration = ExplorationConfig(**self.exploration)
         elif isinstance(self.exploration, str):  # the command line's short form
@@ -236,29 +209,3 @@ class GRPOTrainingConfig:
                              "effect: use credit='episode' or 'anchor' with exploration, or drop exploration.")
         if not self.critique_weight >= 0.0:
             raise ValueError(f"critique_weight must be >= 0 (0 disables the critique loss), got {self.critique_weight!r}.")
-
-
-def launched_processes() -> int:
-    """Processes this run was launched on: ``WORLD_SIZE`` as ``accelerate launch`` (and torchrun) set it, else 1."""
-    import os
-
-    return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
-
-
-def grpo_task_count(tasks: int | None, max_steps: int, per_device_train_batch_size: int, num_generations: int = 8,
-                    gradient_accumulation_steps: int = 1, num_processes: int | None = None) -> int:
-    """Training tasks (consecutive training seeds from ``GRPOTrainingConfig.seed_start``) a GRPO run draws.
-
-    ``tasks`` when set; else one task per group of every step: ``max(1, max_steps) × max(1, per_device_train_batch_size
-    × gradient_accumulation_steps × num_processes // num_generations)``, ``num_processes`` the data-parallel
-    processes (``accelerate``'s ``num_processes``, the trainer's ``args.world_size``; default: as launched,
-    ``launched_processes``). The trainer builds its prompt dataset with it and the pipeline sizes seed blocks
-    with it, so that blocks of different seeds stay disjoint however many processes train.
-    """
-    if tasks:
-        return int(tasks)
-    processes = launched_processes() if num_processes is None else num_processes
-    if processes < 1:
-        raise ValueError(f"num_processes must be at least 1, got {processes!r}.")
-    groups = per_device_train_batch_size * gradient_accumulation_steps * processes // num_generations
-    return max(1, max_steps) * max(1, groups)

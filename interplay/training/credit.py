@@ -28,7 +28,7 @@ Per-turn rewards: most interplay environments pay only at the end (a solved prob
 won game), so ``G_t`` is the discounted final reward; ``interplay/Maze-v0`` pays per move with
 ``dense_reward=True`` (progress toward the goal), and with ``step_cost`` > 0.
 
-Each agent token gets its turn's advantage (``CritiqueGRPOTrainer`` broadcasts the per-turn values through
+Each agent token gets its turn's advantage (``MultiTurnGRPOTrainer`` broadcasts the per-turn values through
 each episode's token→turn map, ``turn_index``); environment tokens stay out of the loss as before.
 """
 

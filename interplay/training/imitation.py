@@ -35,7 +35,6 @@ from interplay.rollout import EnvSpec, Trajectory, rollout
 from interplay.seeds import train_seeds
 from interplay.training.common import (
     HeldOutSuccessCallback,
-    agent_kwargs,
     check_launch,
     start_model,
     use_console,
@@ -125,7 +124,8 @@ class _LabelingSession(Session):
 
 
 class ExpertLabeler(Agent):
-    """Wraps a model agent for DAgger: it plays, and ``labels[row][turn]`` is the expert's reply there."""
+    """Wraps a model agent for DAgger: the learner plays, and in a rollout (``start``: one session per batch of
+    episodes) ``labels[row][turn]`` records the expert's reply at each state the learner visited."""
 
     wants_expert_actions = True
 
@@ -135,7 +135,8 @@ class ExpertLabeler(Agent):
         self.labels: dict[int, list[str | None]] = {}
 
     def act(self, histories: list[list[Message]], expert_actions: list[str | None] | None = None) -> list[Reply]:
-        raise NotImplementedError("ExpertLabeler is driven through start() by interplay.rollout")
+        """The learner's replies. Labels belong to episodes, which only a session follows: nothing is recorded here."""
+        return self.learner.act(histories)
 
     def start(self, n: int) -> Session:
         self.labels = {}
@@ -186,7 +187,7 @@ def train_imitation(config: ImitationConfig, args: SFTConfig, resume: str | bool
     model, tokenizer, peft_config, adapters = start_model(config)
     rows = sequence_rows(expert_dataset(config, tokenizer, progress=progress))
     heldout = HeldOutSuccessCallback(config.env, config.env_kwargs, tokenizer, config.eval_episodes,
-                                     config.eval_every, config.max_turns, config.max_new_tokens, agent_kwargs(config))
+                                     config.eval_every, config.max_turns, config.max_new_tokens, config.agent_kwargs())
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          callbacks=[heldout, *([adapters] if adapters else []), *callbacks], peft_config=peft_config)
     use_console(trainer, console)
@@ -216,7 +217,7 @@ def _dagger(config: ImitationConfig, trainer: SFTTrainer, rows: list[dict[str, l
     next_seed = config.seed_start + config.episodes
     for round_ in range(1, config.dagger_rounds + 1):
         learner = HFAgent(trainer.model, trainer.processing_class, temperature=config.dagger_temperature,
-                          max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
+                          max_new_tokens=config.max_new_tokens, **config.agent_kwargs())
         labeler = ExpertLabeler(learner)
         played = rollout(spec, labeler, seeds=train_seeds(config.dagger_episodes, next_seed),
                          max_turns=config.max_turns, progress=progress, env_workers=config.env_workers)

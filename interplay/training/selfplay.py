@@ -16,7 +16,7 @@ role-conditioned advantage estimation (RAE) in place of GRPO's group baseline.
 - RAE: a running baseline per (game, role) ``b <- decay * b + (1 - decay) * mean R`` over the batch's episodes of
   that role (starting at the first batch's mean), then ``A = R - b`` for each episode of the role; every agent
   token of the episode gets ``A`` (``EpisodeReward``'s advantage terms replace TRL's group advantages in
-  ``CritiqueGRPOTrainer``). The baselines are logged (``selfplay/baseline_seat<k>``) and restart on resume.
+  ``MultiTurnGRPOTrainer``). The baselines are logged (``selfplay/baseline_seat<k>``) and restart on resume.
 - Opponent pool (``interplay.training.opponent_pool``): comma-separated ``name[:weight]`` of ``self``, ``past``
   (snapshots of the policy), ``random``, ``builtin``, ``expert`` (fixed opponents) and ``model=PATH``.
 
@@ -26,6 +26,7 @@ plays ``eval_games`` games per seat against each of ``eval_opponents`` (``interp
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from interplay.envs.textarena.duel import RewardRules, env_game, fixed_opponents
-from interplay.seeds import TRAIN_SEED_START, check_train_seeds, task_key, train_seeds
+from interplay.seeds import TRAIN_SEED_START, check_train_seeds
 from interplay.training.config import LoraSettings
 from interplay.training.opponent_pool import OpponentPool, parse_pool
 
@@ -51,19 +52,18 @@ class SelfPlayConfig:
         "a two-player TextArena game, interplay/TextArena-<Game>-v0 (TicTacToe, ConnectFour, Nim, KuhnPoker, ...)"))
     model: str = field(default="tiny", metadata=_help("'tiny', a catalogue name, a checkpoint directory or an HF id"))
     opponents: str = field(default="self", metadata=_help(
-        "opponent pool, comma-separated name[:weight] of self, past, random, builtin, expert, model=PATH "
-        "(default: self)"))
-    past_every: int = field(default=10, metadata=_help("steps between snapshots of the policy for 'past' (default 10)"))
-    past_keep: int = field(default=4, metadata=_help("newest policy snapshots kept for 'past' (default 4)"))
+        "opponent pool, comma-separated name[:weight] of self, past, random, builtin, expert, model=PATH"))
+    past_every: int = field(default=10, metadata=_help("steps between snapshots of the policy for 'past'"))
+    past_keep: int = field(default=4, metadata=_help("newest policy snapshots kept for 'past'"))
     baseline_decay: float = field(default=0.95, metadata=_help(
-        "RAE: decay of the running baseline per game and role (SPIRAL's alpha, default 0.95)"))
+        "RAE: decay of the running baseline per game and role (SPIRAL's alpha)"))
     error_allowance: int | None = field(default=1, metadata=_help(
-        "rejected moves in a row a seat may make; the next loses the game (default 1, TextArena's rule)"))
+        "rejected moves in a row a seat may make; the next loses the game (1: TextArena's rule)"))
     max_plies: int = field(default=100, metadata=_help("moves (both seats') before a game is cut as a timeout draw"))
-    draw_reward: float = field(default=0.0, metadata=_help("reward of a draw to both seats (default 0)"))
+    draw_reward: float = field(default=0.0, metadata=_help("reward of a draw to both seats"))
     illegal_reward: float = field(default=-1.0, metadata=_help("reward of the seat that loses by illegal moves"))
     timeout_reward: float = field(default=0.0, metadata=_help("reward to both seats of a game cut at max_plies"))
-    max_new_tokens: int = field(default=16, metadata=_help("tokens per reply (default 16)"))
+    max_new_tokens: int = field(default=16, metadata=_help("tokens per reply"))
     seed_start: int = field(default=TRAIN_SEED_START, metadata=_help("first training seed of the games"))
     eval_games: int = field(default=50, metadata=_help(
         "games per seat against each eval opponent after training (0: no evaluation)"))
@@ -71,11 +71,14 @@ class SelfPlayConfig:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
         "JSON object passed to the chat template, e.g. '{\"enable_thinking\": false}'"))
     thinking_budget: int | None = field(default=None, metadata=_help("reasoning models: thinking tokens per reply"))
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    fused_lm_head: bool | None = field(default=None, metadata=_help("TRL's fused LM head (default: on a GPU only)"))
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata=_help(
+        "a LoRA adapter to train instead of all the weights (--lora-r etc.); the output then holds the adapter"))
+    fused_lm_head: bool | None = field(default=None, metadata=_help("TRL's fused LM head (None: on a GPU only)"))
 
     def __post_init__(self) -> None:
         self.lora = LoraSettings.of(self.lora)
+        if isinstance(self.chat_template_kwargs, str):  # a flag or a YAML string
+            self.chat_template_kwargs = json.loads(self.chat_template_kwargs or "{}")
         self.game = env_game(self.env)
         self.pool = parse_pool(self.opponents, self.game)
         for name in ("past_every", "past_keep", "max_plies", "max_new_tokens", "eval_games"):
@@ -92,6 +95,10 @@ class SelfPlayConfig:
             if name not in known:
                 raise ValueError(f"eval_opponents: {self.game} has no fixed opponent {name!r}; it has {', '.join(known)}.")
 
+    def agent_kwargs(self) -> dict[str, Any]:
+        """The ``HFAgent`` options this run gives its model whenever it plays (its chat template's)."""
+        return {"chat_template_kwargs": self.chat_template_kwargs, "thinking_budget": self.thinking_budget}
+
     @property
     def rules(self) -> RewardRules:
         return RewardRules(draw=self.draw_reward, illegal=self.illegal_reward, timeout=self.timeout_reward)
@@ -101,8 +108,8 @@ def make_selfplay_rollout(config: SelfPlayConfig, pool: OpponentPool) -> Any:
     """``rollout_func(prompts, trainer)`` for ``GRPOTrainer``: prompts in pairs, one policy seat per row."""
     from interplay.agents.hf import HFAgent
     from interplay.matches import play_matches
-    from interplay.training.common import agent_kwargs
-    from interplay.training.grpo import episode_fields, parse_task_prompt
+    from interplay.training.grpo_rollout import episode_fields
+    from interplay.training.grpo_tasks import parse_task_prompt
 
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, list]:
         if len(prompts) % 2:
@@ -112,7 +119,7 @@ def make_selfplay_rollout(config: SelfPlayConfig, pool: OpponentPool) -> Any:
 
         def make_agent(m: Any) -> HFAgent:
             return HFAgent(m, tokenizer, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0,
-                           max_new_tokens=config.max_new_tokens, **agent_kwargs(config))
+                           max_new_tokens=config.max_new_tokens, **config.agent_kwargs())
 
         step = trainer.state.global_step
         pool.refresh(step, model, make_agent)
@@ -162,7 +169,7 @@ def role_advantages(rewards: Sequence[float], roles: Sequence[int], baselines: d
 
 def selfplay_reward(config: SelfPlayConfig) -> Any:
     """The reward function TRL calls: the seats' game rewards, with RAE advantages in place of GRPO's."""
-    from interplay.training.grpo import AdvantageTerms, EpisodeReward
+    from interplay.training.grpo_reward import AdvantageTerms, EpisodeReward
 
     class SelfPlayReward(EpisodeReward):
         def __init__(self) -> None:
@@ -218,12 +225,11 @@ class SelfPlayResult:
 
 
 def build_selfplay_trainer(config: SelfPlayConfig, args: Any, callbacks: Sequence[Any] = ()) -> Any:
-    """A ``CritiqueGRPOTrainer`` with the self-play rollout and RAE reward (see the module docstring)."""
-    from datasets import Dataset
-
+    """A ``MultiTurnGRPOTrainer`` with the self-play rollout and RAE reward (see the module docstring)."""
     from interplay.training.common import check_launch, start_model
-    from interplay.training.config import grpo_task_count
-    from interplay.training.grpo import CritiqueGRPOTrainer, check_multiprocess
+    from interplay.training.grpo import check_multiprocess
+    from interplay.training.grpo_tasks import grpo_task_count, prompt_dataset
+    from interplay.training.grpo_trainer import MultiTurnGRPOTrainer
     from interplay.training.trl_internals import check_trl
 
     check_trl()
@@ -238,12 +244,13 @@ def build_selfplay_trainer(config: SelfPlayConfig, args: Any, callbacks: Sequenc
     n = grpo_task_count(None, args.max_steps, args.per_device_train_batch_size, args.num_generations,
                         args.gradient_accumulation_steps, num_processes=args.world_size)
     check_train_seeds(config.seed_start, n, "games")
-    dataset = Dataset.from_dict({"prompt": [task_key(config.env, s) for s in train_seeds(n, config.seed_start)]})
-    trainer = CritiqueGRPOTrainer(model=model, reward_funcs=selfplay_reward(config), args=args,
-                                  train_dataset=dataset, processing_class=tokenizer,
-                                  rollout_func=make_selfplay_rollout(config, OpponentPool(config)),
-                                  callbacks=[*([adapters] if adapters else []), *callbacks],
-                                  peft_config=peft_config, fused_lm_head=config.fused_lm_head)
+    trainer = MultiTurnGRPOTrainer(model=model, episode_reward=selfplay_reward(config), args=args,
+                                   train_dataset=prompt_dataset(config.env, n, config.seed_start),
+                                   processing_class=tokenizer,
+                                   rollout_func=make_selfplay_rollout(config, OpponentPool(config)),
+                                   callbacks=[*([adapters] if adapters else []), *callbacks],
+                                   peft_config=peft_config, fused_lm_head=config.fused_lm_head)
+    check_multiprocess(args, trainer.accelerator)
     return trainer
 
 

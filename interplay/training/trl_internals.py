@@ -1,6 +1,6 @@
 """Every place where interplay depends on TRL beyond its documented, stable API, and the check that guards them.
 
-``CritiqueGRPOTrainer`` (``interplay.training.grpo``) overrides private methods of ``GRPOTrainer`` and reads
+``MultiTurnGRPOTrainer`` (``interplay.training.grpo_trainer``) overrides private methods of ``GRPOTrainer`` and reads
 its private state; the rollout uses ``rollout_func``, which TRL marks experimental. None of this is covered
 by TRL's compatibility promises, so interplay states the TRL versions it was tested with
 (``TESTED_TRL``) and ``check_trl`` refuses any other when a GRPO trainer is built, with a message that
@@ -24,12 +24,12 @@ TESTED_TRL = ("1.16.0", "1.17.0")
 GENERATE_EXTRA_FIELDS = 5
 
 INTERNALS: dict[str, str] = {
-    "GRPOTrainer._generate": "overridden by CritiqueGRPOTrainer (and timed by benchmarks/train_step.py); returns a "
+    "GRPOTrainer._generate": "overridden by MultiTurnGRPOTrainer (and timed by benchmarks/train_step.py); returns a "
                              "tuple whose item GENERATE_EXTRA_FIELDS is the dict of extra rollout_func fields "
                              "(critique_mask is popped from it)",
-    "GRPOTrainer._generate_and_score_completions": "overridden by CritiqueGRPOTrainer; returns a dict with "
+    "GRPOTrainer._generate_and_score_completions": "overridden by MultiTurnGRPOTrainer; returns a dict with "
                                                    "'completion_mask' [batch, length], to which critique_mask is added",
-    "GRPOTrainer._get_per_token_logps_and_entropies": "overridden by CritiqueGRPOTrainer; item 0 of its result is "
+    "GRPOTrainer._get_per_token_logps_and_entropies": "overridden by MultiTurnGRPOTrainer; item 0 of its result is "
                                                       "the per-token log-probs, computed with grad for the policy loss; "
                                                       "its signature (model, input_ids, attention_mask, "
                                                       "logits_to_keep, batch_size, compute_entropy, "
@@ -43,14 +43,14 @@ INTERNALS: dict[str, str] = {
                                  "unconditionally and its _get_per_token_logps_and_entropies calls the model with "
                                  "fused_lm_head=True; without that flag the patched forward is the model's own. On "
                                  "devices without TRL's Triton kernel (CPU, MPS) the head's torch fallback scores "
-                                 "every position of the batch, so CritiqueGRPOTrainer (fused_lm_head=False, the "
+                                 "every position of the batch, so MultiTurnGRPOTrainer (fused_lm_head=False, the "
                                  "default there: fused_lm_head_default) calls the model without the flag, with "
                                  "logits_to_keep, and leaves the patch in place (generation does not use it)",
     "GRPOConfig.entropy_coef, GRPOConfig.use_adaptive_entropy": "the entropy bonus; completion_logps keeps the "
                                                                 "entropies' gradient only when it is on, as TRL "
                                                                 "needs it only then",
     "GRPOTrainer._compute_loss per-token advantages": "with a turn-level credit (GRPOTrainingConfig.credit) "
-                                                      "CritiqueGRPOTrainer replaces the batch's 'advantages' "
+                                                      "MultiTurnGRPOTrainer replaces the batch's 'advantages' "
                                                       "[batch] by [batch, completion length], each token its "
                                                       "turn's advantage: _compute_loss unsqueezes only a 1-D "
                                                       "tensor and multiplies the advantages elementwise with the "
@@ -59,12 +59,12 @@ INTERNALS: dict[str, str] = {
                                                       "split it by rows; get_off_policy_mask and vespo's "
                                                       "get_gamma_weights then read the advantage's sign per "
                                                       "token instead of per sequence",
-    "GRPOTrainer._metrics": "CritiqueGRPOTrainer appends critique/nll to _metrics[mode], a dict of lists",
-    "GRPOTrainer.current_gradient_accumulation_steps": "CritiqueGRPOTrainer divides its loss term by it, as TRL "
+    "GRPOTrainer._metrics": "MultiTurnGRPOTrainer appends critique/nll to _metrics[mode], a dict of lists",
+    "GRPOTrainer.current_gradient_accumulation_steps": "MultiTurnGRPOTrainer divides its loss term by it, as TRL "
                                                        "does its own",
-    "GRPOTrainer.use_vllm, GRPOTrainer.vllm_generation": "episode_agent and agents/vllm.py's TRLVLLMGenerator "
-                                                         "sample through TRL's vLLM generation "
-                                                         "(generate(prompts, images, num_generations))",
+    "GRPOTrainer.vllm_generation": "with GRPOConfig.use_vllm, grpo_rollout.episode_agent and agents/vllm.py's "
+                                   "TRLVLLMGenerator sample through TRL's vLLM generation "
+                                   "(generate(prompts, images, num_generations))",
     "GRPOTrainer(rollout_func=...)": "experimental in TRL: rollout_func(prompts, trainer) returns prompt_ids, "
                                      "completion_ids, logprobs, env_mask (read into the loss mask) and extra "
                                      "fields, which reach the reward functions as keyword arguments",
