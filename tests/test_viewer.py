@@ -156,6 +156,7 @@ def test_view_command_writes_the_page(episodes, tmp_path, capsys):
 
 def test_pipeline_stage_writes_its_episode_page_and_the_report_links_it(episodes, tmp_path, monkeypatch):
     from interplay import pipeline
+    from interplay.pipeline import stages
 
     def fake_evaluation(preset, model, trajectories=None, progress=True):
         trajectories.extend(episodes)
@@ -163,7 +164,7 @@ def test_pipeline_stage_writes_its_episode_page_and_the_report_links_it(episodes
                 "k": 2, "coverage": {"2": 0.5}, "mean_turns": 2.5, "success_by_turn": {"1": 0.0, "2": 0.5},
                 "eval_s": 0.1, "per_task_successes": [[True, False]], "eval": {"n_tasks": 1, "seeds": [1000000]}}
 
-    monkeypatch.setattr(pipeline, "evaluate_checkpoint", fake_evaluation)
+    monkeypatch.setattr(stages, "evaluate_checkpoint", fake_evaluation)
     preset = pipeline.get_preset("tiny-test")
     result = pipeline.run_stage(preset, "untrained", tmp_path, "tiny", progress=False, log=lambda _: None)
     page = (tmp_path / "untrained_episodes.html").read_text(encoding="utf-8")
