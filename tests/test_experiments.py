@@ -115,3 +115,11 @@ def test_the_library_never_imports_the_layers_above_it():
     assert len(library) > 20
     offenders = [str(p.relative_to(root)) for p in library if pattern.search(p.read_text())]
     assert offenders == [], offenders
+
+
+def test_a_directory_with_files_but_no_manifest_is_refused(tmp_path):
+    (tmp_path / "section.json").write_text("{}")  # what an older version left
+    with pytest.raises(ValueError, match="holds files but no run.json.*another --out"):
+        check_manifest(tmp_path, {"budget": 1.0}, lambda m: "a study")
+    check_manifest(tmp_path / "fresh", {"budget": 1.0}, lambda m: "a study")  # a new or empty directory is fine
+    check_manifest(tmp_path / "fresh", {"budget": 1.0}, lambda m: "a study")

@@ -264,3 +264,24 @@ def test_fixed_seats_are_recorded_with_an_encoder_for_imitation():
             assert agent == "".join(m["move"] + "<|end|>" for m in match.moves if m["seat"] == seat)
             assert t.manifest["agent"] == match.players[seat] and t.manifest["agent_class"] == "fixed"
     assert len(sequence_rows([t for m in matches for t in m.trajectories.values()])) == 4
+
+
+def test_a_past_snapshot_keeps_its_weights_when_the_policy_moves(tmp_path):
+    import torch
+
+    from interplay.training.opponent_pool import OpponentPool
+
+    config = SelfPlayConfig(max_new_tokens=2, eval_games=0, opponents="self:0.5,past:0.5")
+    args = GRPOConfig(output_dir=str(tmp_path), **selfplay_defaults(
+        max_steps=1, per_device_train_batch_size=8, save_strategy="no", disable_tqdm=True))
+    trainer = build_selfplay_trainer(config, args)
+    pool = OpponentPool(config)
+    pool.refresh(0, trainer.model, lambda model: HFAgent(model, trainer.processing_class, max_new_tokens=2))
+    snapshot = pool.snapshots[0][1].model
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        before = snapshot(input_ids=ids).logits.clone()
+        for parameter in trainer.model.parameters():
+            parameter.add_(0.1)
+        assert torch.equal(snapshot(input_ids=ids).logits, before)
+        assert not torch.allclose(trainer.model(input_ids=ids).logits, before)

@@ -35,6 +35,10 @@ def check_manifest(root: Path, wanted: dict[str, Any], describe: Callable[[dict[
     ``describe`` puts a manifest in words for the error (e.g. "a pipeline run of preset 'x' ...")."""
     path = root / manifest
     wanted = json.loads(json.dumps(wanted))  # as it reads back (tuples become lists)
+    if not path.exists() and root.is_dir() and any(root.iterdir()):
+        raise ValueError(f"{root} holds files but no {manifest}: an output of an older interplay (whose cached "
+                         "results this version does not read) or not a run at all; pass another --out, or delete "
+                         "the directory to start over.")
     if path.exists():
         found = json.loads(path.read_text())
         if found != wanted:

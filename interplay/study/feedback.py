@@ -115,7 +115,7 @@ def train(lab: Lab, condition: str, seed: int) -> Path:
     from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 
     kwargs = own_kwargs(condition)
-    sft_steps = lab.budget.steps(SFT_STEPS) - lab.budget.steps(START_STEPS)
+    sft_steps = lab.budget.steps(SFT_STEPS - START_STEPS)
     grpo_steps, batch = lab.budget.steps(GRPO_STEPS, least=1), lab.budget.batch(BATCH, GROUP)
     first = seed * SEED_BLOCK
     episodes = min(sft_steps * BATCH, SFT_EPISODES_CAP)
@@ -132,7 +132,7 @@ def train(lab: Lab, condition: str, seed: int) -> Path:
 
 
 def evaluation(lab: Lab, models: list[Path], where: str, kwargs: dict[str, Any]) -> Evaluation:
-    """Every seed's model on ``kwargs`` (cached as ``<model>/eval_<where>.json``)."""
+    """Every seed's model on ``kwargs`` (cached as the job ``<model>/eval_<where>/``)."""
     tasks = lab.budget.tasks(200)
     runs = [lab.cached(f"{m.relative_to(lab.root)}/eval_{where}", lambda m=m: play(
         m, ENV, kwargs, tasks, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0)) for m in models]
@@ -269,7 +269,7 @@ QUESTION = ("Does training with a teacher's informative feedback teach a model t
 def setup(lab: Lab) -> list[str]:
     b = lab.budget
     start_steps, grpo_steps = b.steps(START_STEPS), b.steps(GRPO_STEPS, least=1)
-    sft_steps = b.steps(SFT_STEPS) - start_steps
+    sft_steps = b.steps(SFT_STEPS - START_STEPS)
     start_episodes, sft_episodes = (min(n * BATCH, SFT_EPISODES_CAP) for n in (start_steps, sft_steps))
     return [
         f"Environment: {ENV}, 3-digit codes, `instructions=False` (short episodes for the tiny "

@@ -46,6 +46,18 @@ def parse_pool(spec: str, game: str) -> dict[str, float]:
     return {name: weight / total for name, weight in pool.items()}
 
 
+def frozen_copy(model: Any) -> Any:
+    """An independent, frozen copy of ``model``'s current weights, in eval mode.
+
+    A trainer leaves a wrapper in the model's instance ``forward`` (accelerate's output conversion) that
+    closes over the original model; a deep copy keeps that closure, so the copy would run the policy's
+    current weights. Dropping it gives the copy its class's ``forward``, over its own weights.
+    """
+    clone = copy.deepcopy(model)
+    clone.__dict__.pop("forward", None)
+    return clone.eval().requires_grad_(False)
+
+
 class OpponentPool:
     """Draws each pair's opponent; keeps the policy snapshots of ``past`` and the agents of ``model=PATH``."""
 
@@ -60,10 +72,7 @@ class OpponentPool:
         if "past" not in self.names:
             return
         if not self.snapshots or (self.config.past_every and step - self.snapshots[-1][0] >= self.config.past_every):
-            snapshot = copy.deepcopy(model).eval()
-            for parameter in snapshot.parameters():
-                parameter.requires_grad_(False)
-            agent = make_agent(snapshot)
+            agent = make_agent(frozen_copy(model))
             agent.name = f"past@{step}"
             self.snapshots = (self.snapshots + [(step, agent)])[-self.config.past_keep:]
 
