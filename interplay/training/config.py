@@ -77,7 +77,7 @@ class LoraSettings:
         raise TypeError(f"lora must be LoraSettings, a dict of its fields, a rank or None, got {value!r:.80}.")
 
 
-def _help(text: str, **kwargs: Any) -> Any:
+def help_field(text: str, **kwargs: Any) -> Any:
     """A dataclass field with ``text`` as its ``--help`` (``metadata["help"]``, as TRL's configs have it)."""
     return field(metadata={"help": text}, **kwargs)
 
@@ -94,47 +94,59 @@ def _json_object(value: Any, name: str) -> dict[str, Any]:
 
 
 @dataclass
-class RunConfig:
-    """What an imitation run and a GRPO run share: the task, the model, the turns, the held-out score, LoRA."""
+class PolicyConfig:
+    """What every training run says about the model it trains: where it starts, how it replies, LoRA."""
 
-    env: str = _help("environment id; the id and env_kwargs say everything about the task, its turn limit "
-                     "included (default: a 4x4 maze in 12 moves)", default="interplay/Maze-4x4-v0")
-    env_kwargs: dict[str, Any] = _help("environment constructor kwargs (JSON object)", default_factory=dict)
-    model: str = _help("'tiny', a catalogue name (smollm2-135m), a checkpoint directory (e.g. an SFT output) or "
+    model: str = help_field("'tiny', a catalogue name (smollm2-135m), a checkpoint directory (e.g. an SFT output) or "
                        "an HF id to start from", default="tiny")
-    seed_start: int = _help("first training seed; episodes use consecutive seeds after it",
+    seed_start: int = help_field("first training seed; episodes use consecutive seeds after it",
                             default=TRAIN_SEED_START)
-    max_turns: int | None = _help(
-        "a turn limit imposed from outside the task on every episode played (the TurnLimit wrapper, recorded "
-        "in each trajectory's manifest and stated to the agent where tighter than the environment's own); "
-        "default: the environment's own limit", default=None)
-    max_new_tokens: int = _help("tokens per reply when the model plays", default=16)
-    env_workers: int = _help("N > 0 plays the training episodes' environments in N local `interplay serve` "
-                             "processes (CPU-heavy environments on several cores); 0: in this process", default=0)
-    eval_episodes: int = _help("held-out tasks (evaluation seeds, greedy) scored during and after training",
-                               default=100)
-    eval_every: int = _help("score the held-out tasks every N optimizer steps, and at the end (0: at the end only)",
-                            default=0)
-    chat_template_kwargs: dict[str, Any] = _help(
+    max_new_tokens: int = help_field("tokens per reply when the model plays", default=16)
+    chat_template_kwargs: dict[str, Any] = help_field(
         "passed to the model's chat template, e.g. {\"enable_thinking\": false} (Qwen3) (JSON object)",
         default_factory=dict)
-    thinking_budget: int | None = _help("reasoning models: thinking tokens per reply before the closing marker is "
+    thinking_budget: int | None = help_field("reasoning models: thinking tokens per reply before the closing marker is "
                                         "inserted (default: no limit)", default=None)
-    lora: LoraSettings = _help("a LoRA adapter to train instead of all the weights (LoraSettings; a mapping of its "
+    lora: LoraSettings = help_field("a LoRA adapter to train instead of all the weights (LoraSettings; a mapping of its "
                                "fields in YAML, --lora-r etc. as flags); the output then holds the adapter",
                                default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
         self.lora = LoraSettings.of(self.lora)
-        self.env_kwargs = _json_object(self.env_kwargs, "env_kwargs")
         self.chat_template_kwargs = _json_object(self.chat_template_kwargs, "chat_template_kwargs")
-        if self.max_new_tokens < 1 or self.eval_episodes < 1 or self.eval_every < 0:
-            raise ValueError("max_new_tokens and eval_episodes must be positive and eval_every >= 0, got "
-                             f"{self.max_new_tokens}, {self.eval_episodes}, {self.eval_every}.")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}.")
 
     def agent_kwargs(self) -> dict[str, Any]:
         """The ``HFAgent`` options this run gives its model whenever it plays (its chat template's)."""
         return {"chat_template_kwargs": self.chat_template_kwargs, "thinking_budget": self.thinking_budget}
+
+
+@dataclass
+class RunConfig(PolicyConfig):
+    """What an imitation run and a GRPO run share: the task, the turns, the held-out score (and the policy's
+    side, ``PolicyConfig``)."""
+
+    env: str = help_field("environment id; the id and env_kwargs say everything about the task, its turn limit "
+                     "included (default: a 4x4 maze in 12 moves)", default="interplay/Maze-4x4-v0")
+    env_kwargs: dict[str, Any] = help_field("environment constructor kwargs (JSON object)", default_factory=dict)
+    max_turns: int | None = help_field(
+        "a turn limit imposed from outside the task on every episode played (the TurnLimit wrapper, recorded "
+        "in each trajectory's manifest and stated to the agent where tighter than the environment's own); "
+        "default: the environment's own limit", default=None)
+    env_workers: int = help_field("N > 0 plays the training episodes' environments in N local `interplay serve` "
+                             "processes (CPU-heavy environments on several cores); 0: in this process", default=0)
+    eval_episodes: int = help_field("held-out tasks (evaluation seeds, greedy) scored during and after training",
+                               default=100)
+    eval_every: int = help_field("score the held-out tasks every N optimizer steps, and at the end (0: at the end only)",
+                            default=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.env_kwargs = _json_object(self.env_kwargs, "env_kwargs")
+        if self.eval_episodes < 1 or self.eval_every < 0:
+            raise ValueError("eval_episodes must be positive and eval_every >= 0, got "
+                             f"{self.eval_episodes}, {self.eval_every}.")
 
 
 @dataclass
@@ -143,13 +155,13 @@ class ImitationConfig(RunConfig):
     for behaviour cloning, then, with ``mode="dagger"``, DAgger rounds. The environment needs an
     ``expert_action``."""
 
-    episodes: int = _help("expert episodes for the offline dataset, one fresh training seed each", default=6400)
-    mode: str = _help("'offline' (behaviour cloning) or 'dagger' (then dagger_rounds rounds follow)",
+    episodes: int = help_field("expert episodes for the offline dataset, one fresh training seed each", default=6400)
+    mode: str = help_field("'offline' (behaviour cloning) or 'dagger' (then dagger_rounds rounds follow)",
                       default="offline")
-    dagger_rounds: int = _help("DAgger rounds after the offline phase", default=2)
-    dagger_episodes: int = _help("learner episodes per DAgger round", default=512)
-    dagger_steps: int = _help("SFT steps on the aggregated data after each DAgger round", default=20)
-    dagger_temperature: float = _help("sampling temperature of the learner's DAgger episodes", default=1.0)
+    dagger_rounds: int = help_field("DAgger rounds after the offline phase", default=2)
+    dagger_episodes: int = help_field("learner episodes per DAgger round", default=512)
+    dagger_steps: int = help_field("SFT steps on the aggregated data after each DAgger round", default=20)
+    dagger_temperature: float = help_field("sampling temperature of the learner's DAgger episodes", default=1.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -168,22 +180,22 @@ class ImitationConfig(RunConfig):
 class GRPOTrainingConfig(RunConfig):
     """interplay's side of a GRPO run (TRL's ``GRPOConfig`` holds the optimizer and sampling side)."""
 
-    tasks: int | None = _help("distinct training seeds in the prompt dataset (default: one fresh task per group "
+    tasks: int | None = help_field("distinct training seeds in the prompt dataset (default: one fresh task per group "
                               "for max_steps steps, so no task repeats)", default=None)
-    discount: float = _help("per-turn discount of the episode reward, R = sum_t discount^t r_t", default=1.0)
-    credit: str = _help(f"which advantage each turn gets: {', '.join(CREDITS)} (episode: GRPO's on every token; "
+    discount: float = help_field("per-turn discount of the episode reward, R = sum_t discount^t r_t", default=1.0)
+    credit: str = help_field(f"which advantage each turn gets: {', '.join(CREDITS)} (episode: GRPO's on every token; "
                         "return: ReBN; anchor: GiGPO; see interplay.training.credit)", default="episode")
-    turn_discount: float = _help("gamma of the per-turn returns that 'return' and 'anchor' credit use (GiGPO's "
+    turn_discount: float = help_field("gamma of the per-turn returns that 'return' and 'anchor' credit use (GiGPO's "
                                  "0.95); discount still makes the episode reward", default=0.95)
-    anchor_weight: float = _help("omega, the weight of the step-level advantage in 'anchor' credit (GiGPO's 1)",
+    anchor_weight: float = help_field("omega, the weight of the step-level advantage in 'anchor' credit (GiGPO's 1)",
                                  default=1.0)
-    exploration: ExplorationConfig | None = _help(
+    exploration: ExplorationConfig | None = help_field(
         "reward shapers per GRPO group (interplay.training.exploration): comma-separated name[:weight][:key=value...], "
         "e.g. 'outcome_count:0.1,pkpo:k=4', or a JSON object of ExplorationConfig's fields (default: none)",
         default=None)
-    critique_weight: float = _help("weight of the critique loss: NLL of the teacher's feedback tokens in feedback "
+    critique_weight: float = help_field("weight of the critique loss: NLL of the teacher's feedback tokens in feedback "
                                    "environments (interplay.training.grpo_trainer); 0 disables it", default=0.0)
-    fused_lm_head: bool | None = _help(
+    fused_lm_head: bool | None = help_field(
         "per-token log-probs through TRL's fused LM head (true: less memory) or the model's own logits over the "
         "completion positions (false: faster without a GPU); default: fused on a GPU only", default=None)
 

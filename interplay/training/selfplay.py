@@ -26,7 +26,6 @@ plays ``eval_games`` games per seat against each of ``eval_opponents`` (``interp
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,57 +34,43 @@ from typing import Any
 import numpy as np
 
 from interplay.envs.textarena.duel import RewardRules, env_game, fixed_opponents
-from interplay.seeds import TRAIN_SEED_START, check_train_seeds
-from interplay.training.config import LoraSettings
+from interplay.seeds import check_train_seeds
+from interplay.training.config import PolicyConfig, help_field
 from interplay.training.opponent_pool import OpponentPool, parse_pool
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
-class SelfPlayConfig:
-    """interplay's side of a self-play run (TRL's ``GRPOConfig`` holds the optimizer and sampling side)."""
+class SelfPlayConfig(PolicyConfig):
+    """interplay's side of a self-play run (TRL's ``GRPOConfig`` holds the optimizer and sampling side; the
+    model's side is ``PolicyConfig``'s)."""
 
-    env: str = field(default="interplay/TextArena-TicTacToe-v0", metadata=_help(
-        "a two-player TextArena game, interplay/TextArena-<Game>-v0 (TicTacToe, ConnectFour, Nim, KuhnPoker, ...)"))
-    model: str = field(default="tiny", metadata=_help("'tiny', a catalogue name, a checkpoint directory or an HF id"))
-    opponents: str = field(default="self", metadata=_help(
-        "opponent pool, comma-separated name[:weight] of self, past, random, builtin, expert, model=PATH"))
-    past_every: int = field(default=10, metadata=_help("steps between snapshots of the policy for 'past'"))
-    past_keep: int = field(default=4, metadata=_help("newest policy snapshots kept for 'past'"))
-    baseline_decay: float = field(default=0.95, metadata=_help(
-        "RAE: decay of the running baseline per game and role (SPIRAL's alpha)"))
-    error_allowance: int | None = field(default=1, metadata=_help(
-        "rejected moves in a row a seat may make; the next loses the game (1: TextArena's rule)"))
-    max_plies: int = field(default=100, metadata=_help("moves (both seats') before a game is cut as a timeout draw"))
-    draw_reward: float = field(default=0.0, metadata=_help("reward of a draw to both seats"))
-    illegal_reward: float = field(default=-1.0, metadata=_help("reward of the seat that loses by illegal moves"))
-    timeout_reward: float = field(default=0.0, metadata=_help("reward to both seats of a game cut at max_plies"))
-    max_new_tokens: int = field(default=16, metadata=_help("tokens per reply"))
-    seed_start: int = field(default=TRAIN_SEED_START, metadata=_help("first training seed of the games"))
-    eval_games: int = field(default=50, metadata=_help(
-        "games per seat against each eval opponent after training (0: no evaluation)"))
-    eval_opponents: str = field(default="random,builtin", metadata=_help("fixed opponents of the final evaluation"))
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
-        "JSON object passed to the chat template, e.g. '{\"enable_thinking\": false}'"))
-    thinking_budget: int | None = field(default=None, metadata=_help("reasoning models: thinking tokens per reply"))
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata=_help(
-        "a LoRA adapter to train instead of all the weights (--lora-r etc.); the output then holds the adapter"))
-    fused_lm_head: bool | None = field(default=None, metadata=_help("TRL's fused LM head (None: on a GPU only)"))
+    env: str = help_field("a two-player TextArena game, interplay/TextArena-<Game>-v0 (TicTacToe, ConnectFour, Nim, "
+                     "KuhnPoker, ...)", default="interplay/TextArena-TicTacToe-v0")
+    opponents: str = help_field("opponent pool, comma-separated name[:weight] of self, past, random, builtin, expert, "
+                           "model=PATH", default="self")
+    past_every: int = help_field("steps between snapshots of the policy for 'past'", default=10)
+    past_keep: int = help_field("newest policy snapshots kept for 'past'", default=4)
+    baseline_decay: float = help_field("RAE: decay of the running baseline per game and role (SPIRAL's alpha)",
+                                  default=0.95)
+    error_allowance: int | None = help_field("rejected moves in a row a seat may make; the next loses the game (1: "
+                                        "TextArena's rule)", default=1)
+    max_plies: int = help_field("moves (both seats') before a game is cut as a timeout draw", default=100)
+    draw_reward: float = help_field("reward of a draw to both seats", default=0.0)
+    illegal_reward: float = help_field("reward of the seat that loses by illegal moves", default=-1.0)
+    timeout_reward: float = help_field("reward to both seats of a game cut at max_plies", default=0.0)
+    eval_games: int = help_field("games per seat against each eval opponent after training (0: no evaluation)",
+                            default=50)
+    eval_opponents: str = help_field("fixed opponents of the final evaluation", default="random,builtin")
+    fused_lm_head: bool | None = help_field("TRL's fused LM head (None: on a GPU only)", default=None)
 
     def __post_init__(self) -> None:
-        self.lora = LoraSettings.of(self.lora)
-        if isinstance(self.chat_template_kwargs, str):  # a flag or a YAML string
-            self.chat_template_kwargs = json.loads(self.chat_template_kwargs or "{}")
+        super().__post_init__()
         self.game = env_game(self.env)
         self.pool = parse_pool(self.opponents, self.game)
-        for name in ("past_every", "past_keep", "max_plies", "max_new_tokens", "eval_games"):
+        for name, least in (("past_every", 0), ("past_keep", 1), ("max_plies", 1), ("eval_games", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name in ("past_every", "eval_games") else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name in ('past_every', 'eval_games') else 'positive'}"
-                                 f" integer, got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}.")
         if self.error_allowance is not None and (not isinstance(self.error_allowance, int) or self.error_allowance < 0):
@@ -94,10 +79,6 @@ class SelfPlayConfig:
         for name in self.eval_opponents.split(",") if self.eval_opponents else []:
             if name not in known:
                 raise ValueError(f"eval_opponents: {self.game} has no fixed opponent {name!r}; it has {', '.join(known)}.")
-
-    def agent_kwargs(self) -> dict[str, Any]:
-        """The ``HFAgent`` options this run gives its model whenever it plays (its chat template's)."""
-        return {"chat_template_kwargs": self.chat_template_kwargs, "thinking_budget": self.thinking_budget}
 
     @property
     def rules(self) -> RewardRules:
@@ -270,8 +251,7 @@ def train_selfplay(config: SelfPlayConfig, args: Any, resume: str | bool | None 
     if config.eval_games and config.eval_opponents and trainer.is_world_process_zero():
         model = trainer.accelerator.unwrap_model(trainer.model)
         agent = HFAgent(model, trainer.processing_class, temperature=args.temperature,
-                        max_new_tokens=config.max_new_tokens, seed=args.seed,
-                        chat_template_kwargs=config.chat_template_kwargs, thinking_budget=config.thinking_budget)
+                        max_new_tokens=config.max_new_tokens, seed=args.seed, **config.agent_kwargs())
         evaluation = evaluate_game(config.env, agent, config.eval_opponents.split(","), config.eval_games,
                                    error_allowance=config.error_allowance, max_plies=config.max_plies)
         evaluation["model"] = args.output_dir
