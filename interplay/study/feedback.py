@@ -5,9 +5,9 @@ digit hints) should get better from attempt to attempt when it is given such hin
 plasticity* than a model trained with a teacher that only says "incorrect", or trained on single attempts,
 at the same training budget, on held-out tasks and on a feedback environment it was not trained on.
 
-Method: CodeBreaker-v0 (3 digits, ``instructions=False``). Per seed, one format-competent start: SFT on expert
-play under the decoy teacher (hints in the rule teacher's format about another code, so the start learns to
-reply with a guess after hint-shaped feedback, not what the hints mean). From it, three training conditions:
+Method: CodeBreaker-v0 (3 digits, ``instructions=False``). Per seed, one format-competent start: SFT on the
+expert's first attempt (one guess, no feedback: the part of the expert play every condition shares, so the
+start learns to reply with a guess and nothing about hints). From it, three training conditions:
 SFT on that condition's expert play, then multi-turn GRPO in that condition, with the same steps, batch,
 learning rates, training tasks and TRL seeds: ``rule`` (digit hints, 4 attempts), ``none`` ("Incorrect, try
 again.", 4 attempts) and ``single-turn`` (1 attempt). Every trained model then plays held-out codes greedily
@@ -53,8 +53,10 @@ CONDITIONS = {"rule": {"teacher": "rule", "max_attempts": ATTEMPTS},
 HELD_OUT = {**BASE, "teacher": "rule", "max_attempts": ATTEMPTS}
 #: The control: the rule teacher's format about another code, no information about the secret.
 DECOY = {**HELD_OUT, "teacher": "decoy"}
-#: Where every condition starts: SFT on expert play under the decoy teacher.
-START = DECOY
+#: Where every condition starts: SFT on the expert's first attempt, which every condition's expert play opens
+#: with (one guess, no feedback): the reply format, nothing about hints. (A start trained under the decoy
+#: teacher, tried first, left even the rule condition at 1% solved: it taught the model to ignore hints.)
+START = {**BASE, "teacher": "rule", "max_attempts": 1}
 #: The control's row: the rule-trained models on held-out codes with decoy hints.
 CONTROL = "rule, decoy hints"
 #: The feedback environment no condition trains on.
@@ -98,13 +100,15 @@ def first_expert_success(start: int, kwargs: dict[str, Any]) -> int:
 
 
 def start(lab: Lab, seed: int) -> Path:
-    """Seed ``seed``'s format-competent start, shared by every condition: SFT on expert play under the
-    decoy teacher (training seeds past the conditions' SFT episodes, before their GRPO block)."""
+    """Seed ``seed``'s format-competent start, shared by every condition: SFT on the expert's first attempt
+    (training seeds past the conditions' SFT episodes, before their GRPO block)."""
     from interplay.training.config import ImitationConfig
 
     steps = lab.budget.steps(START_STEPS)
-    config = ImitationConfig(env=ENV, env_kwargs=dict(START), episodes=min(steps * BATCH, SFT_EPISODES_CAP),
-                             seed_start=seed * SEED_BLOCK + START_OFFSET, max_new_tokens=MAX_NEW_TOKENS,
+    first = seed * SEED_BLOCK + START_OFFSET
+    episodes = max(min(steps * BATCH, SFT_EPISODES_CAP), first_expert_success(first, START))
+    config = ImitationConfig(env=ENV, env_kwargs=dict(START), episodes=episodes,
+                             seed_start=first, max_new_tokens=MAX_NEW_TOKENS,
                              eval_episodes=8)
     return lab.sft(f"start/seed{seed}", config, steps, seed=seed, batch=BATCH, lr=SFT_LR)
 
@@ -178,7 +182,7 @@ def stage_table(after_sft: dict[str, Evaluation], final: dict[str, Evaluation],
              "| training | plasticity after SFT | after SFT + GRPO | solved in its own condition |",
              "|---|---|---|---|"]
     start = two_way_interval(plasticity(after_sft["start"].solved))
-    lines.append(f"| the shared start (decoy-teacher SFT) | {with_interval(*start)} | – | – |")
+    lines.append(f"| the shared start (SFT on first attempts) | {with_interval(*start)} | – | – |")
     numbers: dict[str, Any] = {"start": {"plasticity": list(start), "unreadable": after_sft["start"].unreadable}}
     for c in final:
         sft, grpo = two_way_interval(plasticity(after_sft[c].solved)), two_way_interval(plasticity(final[c].solved))
@@ -278,9 +282,10 @@ def setup(lab: Lab) -> list[str]:
         f"Three training conditions from one shared start, {b.seeds} seeds each: rule (the rule teacher's digit "
         f"hints `+`/`-`/`=`, {ATTEMPTS} attempts), none (only \"Incorrect, try again.\", {ATTEMPTS} attempts), "
         "single-turn (1 attempt, so no feedback is ever read).",
-        f"Per seed, one start for every condition: SFT from the tiny model on {start_episodes} expert episodes "
-        "under the decoy teacher (the rule teacher's hints about another code: the reply format and the "
-        f"episode's shape, no hint meaning), {start_steps} steps. From it, each condition: SFT on its own expert "
+        f"Per seed, one start for every condition: SFT from the tiny model on {start_episodes} single-attempt "
+        "expert episodes (the first guess every condition's expert makes: the reply format, nothing about "
+        f"hints), {start_steps} steps. (A start trained under the decoy teacher, tried first, left even the "
+        "rule condition at 1% solved.) From it, each condition: SFT on its own expert "
         f"play, {sft_steps} steps of {BATCH} episodes (drawn from {sft_episodes} expert episodes: the expert is deterministic, so more only repeat the 800 codes), lr {SFT_LR:g}; then GRPO "
         f"in the condition, {plural(grpo_steps, 'step')} of {b.batch(BATCH, GROUP)} episodes in groups of "
         f"{GROUP}, lr {GRPO_LR:g}; replies of at most {MAX_NEW_TOKENS} tokens. Seed s: training seeds from "
