@@ -63,7 +63,9 @@ CONTROL = "rule, decoy hints"
 TRANSFER = {"digits": 4, "instructions": False, "teacher": "rule", "max_attempts": 5}
 TRANSFER_NAME = "CodeBreaker-v0 with 4-digit codes, rule teacher, 5 attempts"
 SFT_STEPS, GRPO_STEPS, BATCH, GROUP, SFT_LR, GRPO_LR = 150, 30, 64, 8, 2e-3, 3e-4
-#: Of the SFT steps, those spent on the shared start (the rest on the condition's own expert play).
+#: SFT steps of the shared start, before each condition's own SFT_STEPS. (Taking them out of the condition's
+#: 150 instead, measured first, left the rule condition at 0.3% solved: at 100 steps the tiny model has not
+#: yet learned the game.)
 START_STEPS = 50
 MAX_NEW_TOKENS = 5
 #: Training seeds of model seed s: SFT from s * SEED_BLOCK, GRPO from s * SEED_BLOCK + GRPO_OFFSET.
@@ -119,7 +121,7 @@ def train(lab: Lab, condition: str, seed: int) -> Path:
     from interplay.training.config import GRPOTrainingConfig, ImitationConfig
 
     kwargs = own_kwargs(condition)
-    sft_steps = lab.budget.steps(SFT_STEPS - START_STEPS)
+    sft_steps = lab.budget.steps(SFT_STEPS)
     grpo_steps, batch = lab.budget.steps(GRPO_STEPS, least=1), lab.budget.batch(BATCH, GROUP)
     first = seed * SEED_BLOCK
     episodes = min(sft_steps * BATCH, SFT_EPISODES_CAP)
@@ -273,7 +275,7 @@ QUESTION = ("Does training with a teacher's informative feedback teach a model t
 def setup(lab: Lab) -> list[str]:
     b = lab.budget
     start_steps, grpo_steps = b.steps(START_STEPS), b.steps(GRPO_STEPS, least=1)
-    sft_steps = b.steps(SFT_STEPS - START_STEPS)
+    sft_steps = b.steps(SFT_STEPS)
     start_episodes, sft_episodes = (min(n * BATCH, SFT_EPISODES_CAP) for n in (start_steps, sft_steps))
     return [
         f"Environment: {ENV}, 3-digit codes, `instructions=False` (short episodes for the tiny "
