@@ -54,8 +54,7 @@ HELD_OUT = {**BASE, "teacher": "rule", "max_attempts": ATTEMPTS}
 #: The control: the rule teacher's format about another code, no information about the secret.
 DECOY = {**HELD_OUT, "teacher": "decoy"}
 #: Where every condition starts: SFT on the expert's first attempt, which every condition's expert play opens
-#: with (one guess, no feedback): the reply format, nothing about hints. (A start trained under the decoy
-#: teacher, tried first, left even the rule condition at 1% solved: it taught the model to ignore hints.)
+#: with (one guess, no feedback): the reply format, nothing about hints.
 START = {**BASE, "teacher": "rule", "max_attempts": 1}
 #: The control's row: the rule-trained models on held-out codes with decoy hints.
 CONTROL = "rule, decoy hints"
@@ -64,8 +63,8 @@ TRANSFER = {"digits": 4, "instructions": False, "teacher": "rule", "max_attempts
 TRANSFER_NAME = "CodeBreaker-v0 with 4-digit codes, rule teacher, 5 attempts"
 SFT_STEPS, GRPO_STEPS, BATCH, GROUP, SFT_LR, GRPO_LR = 150, 30, 64, 8, 2e-3, 3e-4
 #: SFT steps of the shared start, before each condition's own SFT_STEPS. (Taking them out of the condition's
-#: 150 instead, measured first, left the rule condition at 0.3% solved: at 100 steps the tiny model has not
-#: yet learned the game.)
+#: 150 instead, measured first with this start and with one trained under the decoy teacher, left the rule
+#: condition at 0.3% and 1% solved: after 100 steps the tiny model has not yet learned the game.)
 START_STEPS = 50
 MAX_NEW_TOKENS = 5
 #: Training seeds of model seed s: SFT from s * SEED_BLOCK, GRPO from s * SEED_BLOCK + GRPO_OFFSET.
@@ -286,8 +285,7 @@ def setup(lab: Lab) -> list[str]:
         "single-turn (1 attempt, so no feedback is ever read).",
         f"Per seed, one start for every condition: SFT from the tiny model on {start_episodes} single-attempt "
         "expert episodes (the first guess every condition's expert makes: the reply format, nothing about "
-        f"hints), {start_steps} steps. (A start trained under the decoy teacher, tried first, left even the "
-        "rule condition at 1% solved.) From it, each condition: SFT on its own expert "
+        f"hints), {start_steps} steps. From it, each condition: SFT on its own expert "
         f"play, {sft_steps} steps of {BATCH} episodes (drawn from {sft_episodes} expert episodes: the expert is deterministic, so more only repeat the 800 codes), lr {SFT_LR:g}; then GRPO "
         f"in the condition, {plural(grpo_steps, 'step')} of {b.batch(BATCH, GROUP)} episodes in groups of "
         f"{GROUP}, lr {GRPO_LR:g}; replies of at most {MAX_NEW_TOKENS} tokens. Seed s: training seeds from "
