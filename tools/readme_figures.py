@@ -51,15 +51,17 @@ def demo_summary(report: dict[str, Any], command: str) -> dict[str, Any]:
             "comparisons": report["comparisons"]}
 
 
-def study_summary(study: dict[str, Any], command: str) -> dict[str, Any]:
-    """The figures of a study.json the README shows: every claim of every section."""
+def study_summary(study: dict[str, Any], command: str, timing: str | None = None) -> dict[str, Any]:
+    """The figures of a study.json the README shows: every claim of every section. ``timing``: how long it took,
+    in words, where the report's own wall time does not say it (sections run by separate commands)."""
     sections = {key: {"title": s["title"], "verdict": s["verdict"], "wall_s": s["wall_s"],
                       "claims": [{k: c[k] for k in ("name", "statement", "statistic", "value", "interval", "over",
                                                     "margin", "verdict")} for c in s["claims"]],
                       "checks": s.get("checks", {})}
                 for key, s in study["sections"].items()}
-    return {"command": command, "budget": study["budget"], "seeds": study["seeds"], "wall_s": study["wall_s"],
-            "machine": study["machine"], "sections": sections}
+    summary = {"command": command, "budget": study["budget"], "seeds": study["seeds"], "wall_s": study["wall_s"],
+               "machine": study["machine"], "sections": sections}
+    return {**summary, "timing": timing} if timing else summary
 
 
 def _core() -> Any:
@@ -176,9 +178,10 @@ def render_study(d: dict[str, Any]) -> str:
             value = with_interval(c["value"], *c["interval"], scale=1.0, digits=3)
             lines.append(f"| {title} | {cell(c['statement'])} | {cell(c['statistic'])} | {value} | {c['over']} | "
                          f"**{c['verdict']}** |")
+    timing = d.get("timing") or f"in {d['wall_s'] / 60:.0f} minutes"
     lines += ["", f"Produced by `{d['command']}` (budget {d['budget']:g}; sections that compare seeds train with "
-                  f"seeds 0–{d['seeds'] - 1}, and the column \"over\" says which intervals include them) in "
-                  f"{d['wall_s'] / 60:.0f} minutes on {d['machine']}. Rates are fractions (0.05 = 5 points)."
+                  f"seeds 0–{d['seeds'] - 1}, and the column \"over\" says which intervals include them) {timing} "
+                  f"on {d['machine']}. Rates are fractions (0.05 = 5 points)."
                   + (f" Its {d['verdicts_note']}." if d.get("verdicts_note") else "")]
     return "\n".join(lines)
 
@@ -224,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-command", default="interplay demo")
     parser.add_argument("--study", help="an `interplay study` output directory (its study.json)")
     parser.add_argument("--study-command", default="make study")
+    parser.add_argument("--study-timing", help="how long the study took, in words (default: its report's wall time)")
     parser.add_argument("--reverdict", action="store_true",
                         help="re-derive docs/figures/study.json's (and study.md's) verdicts under the current rule")
     parser.add_argument("--smollm2", metavar="DIR", help="the smollm2-math preset's pipeline output (report.json)")
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         (FIGURES / "demo.json").write_text(json.dumps(demo_summary(report, args.demo_command), indent=1) + "\n")
     if args.study:
         study = json.loads((Path(args.study) / "study.json").read_text())
-        (FIGURES / "study.json").write_text(json.dumps(study_summary(study, args.study_command), indent=1) + "\n")
+        (FIGURES / "study.json").write_text(json.dumps(study_summary(study, args.study_command, args.study_timing), indent=1) + "\n")
         (FIGURES / "study.md").write_text((Path(args.study) / "study.md").read_text())  # the whole report
     if args.reverdict:
         summary, report_md, changes = reverdict(json.loads((FIGURES / "study.json").read_text()),
