@@ -37,8 +37,8 @@ BOOTSTRAP_DRAWS = 2000
 @dataclass(frozen=True)
 class Budget:
     """How much compute the study spends. ``scale`` multiplies every training's optimizer steps and every
-    evaluation's number of held-out tasks (1.0: the default, under an hour on 2 CPU cores with
-    ``workers=2``; 0.02: the smallest, every section end to end in about a minute, for tests; above 1 for a
+    evaluation's number of held-out tasks (1.0: the default, the sizes each section's claims were designed at;
+    0.02: the smallest, every section end to end in about a minute, for tests; above 1 for a
     GPU). Seeds grow with the budget: 2 below 0.5, 3 up to 2.0, 5 beyond."""
 
     scale: float = 1.0
