@@ -123,3 +123,14 @@ def test_a_directory_with_files_but_no_manifest_is_refused(tmp_path):
         check_manifest(tmp_path, {"budget": 1.0}, lambda m: "a study")
     check_manifest(tmp_path / "fresh", {"budget": 1.0}, lambda m: "a study")  # a new or empty directory is fine
     check_manifest(tmp_path / "fresh", {"budget": 1.0}, lambda m: "a study")
+
+
+def test_compute_seconds_sum_every_finished_jobs_recorded_time(tmp_path):
+    jobs = Jobs(tmp_path)
+    for name, seconds in (("a", 2.5), ("a/inner", 1.0), ("b", 4.0)):
+        (tmp_path / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / name / "DONE").write_text(json.dumps({"seconds": seconds}))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "DONE").write_text("2024-01-01 00:00:00\n")  # a marker that does not say: 0
+    (tmp_path / "DONE").write_text(json.dumps({"seconds": 100.0}))  # the root's own marker is not a job below it
+    assert jobs.compute_seconds() == 7.5

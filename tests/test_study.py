@@ -138,6 +138,7 @@ def test_smallest_study_end_to_end(tmp_path) -> None:
             assert (math.isfinite(low) and low <= high) or c.verdict == INCONCLUSIVE, (key, c)
             assert c.statement in md
         assert section.setup and section.tables and section.figures
+        assert section.compute_s > 0  # its jobs' recorded run times
         # Manipulation checks: the GRPO arms' reward spread, distinct outcomes and starting entropy (horizon has none).
         assert section.checks and data["sections"][key]["checks"] == section.checks
         wanted = {"expert_turns", "final_loss"} if key == "horizon" else {"reward_spread", "distinct_outcomes",

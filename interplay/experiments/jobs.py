@@ -93,6 +93,12 @@ class Jobs:
         """How long the finished job ``name`` took (0 when its marker does not say)."""
         return float(_marker(self.folder(name)).get("seconds", 0.0))
 
+    def compute_seconds(self) -> float:
+        """The summed run times of every finished job below the root, whichever run made them (so a run that
+        resumed, or read everything back, still reports what its results cost); markers that do not say: 0."""
+        return sum(float(_marker(done.parent).get("seconds", 0.0)) for done in self.root.rglob(DONE)
+                   if done.parent != self.root)
+
     def train(self, name: str, kind: str, config: Any, trl_kwargs: dict[str, Any]) -> dict[str, Any]:
         """A training job: ``train`` into ``<root>/<name>/`` (the model's folder), no progress bar; its result
         is ``{"train_s", "log_history", "heldout"}``."""

@@ -60,6 +60,7 @@ def run_section(key: str, out: str | Path, budget: Budget, log: Callable[[str], 
         lab = Lab(folder, budget, log=lambda message: log(f"[{key}] {message}"))
         section = importlib.import_module(f"interplay.study.{key}").run(lab)
         section.wall_s = time.perf_counter() - started
+        section.compute_s = lab.jobs.compute_seconds()
         return section.to_json()
 
     section = Section.from_json(jobs.run(key, compute))

@@ -201,7 +201,9 @@ class Section:
     tables: list[str]
     claims: list[Claim]
     figures: dict[str, Any] = field(default_factory=dict)
+    #: wall_s: this run of the section; compute_s: its jobs' summed run times, from whichever run made them.
     wall_s: float = 0.0
+    compute_s: float = 0.0
     checks: dict[str, dict[str, float]] = field(default_factory=dict)
     checks_note: str = ""
 

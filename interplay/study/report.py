@@ -24,12 +24,26 @@ def claims_table(claims: list[Claim]) -> list[str]:
     return lines + ([""] + notes if notes else [])
 
 
+def timing(section: Section) -> str:
+    """This run's wall time and, where it differs (a resumed or read-back run), the compute its results cost."""
+    wall = f"{section.wall_s / 60:.1f} minutes"
+    if section.compute_s > section.wall_s + 60:
+        return f"{wall} this run; its jobs took {section.compute_s / 60:.0f} minutes of compute in the runs that made them"
+    return wall
+
+
+def _compute(sections: dict[str, Section], header: dict[str, Any]) -> str:
+    """The sections' summed cost, each by the runs that made its results, where that differs from this run's."""
+    total = sum(max(s.compute_s, s.wall_s) for s in sections.values())
+    return f"; the sections took {total / 60:.0f} minutes in all in the runs that made them" if total > header["wall_s"] + 60 else ""
+
+
 def render(header: dict[str, Any], sections: dict[str, Section]) -> str:
     summary = [[f"[{s.title}](#{s.key})", cell(s.claims[0].statement), claim_cell(s.claims[0]), f"**{s.verdict}**"]
                for s in sections.values()]
     lines = ["# interplay study", "",
              f"`{header['command']}`: budget {header['budget']:g} ({header['seeds']} seeds where a section compares "
-             f"methods), {header['wall_s'] / 60:.1f} minutes on {header['machine']}.", "",
+             f"methods), {header['wall_s'] / 60:.1f} minutes on {header['machine']}{_compute(sections, header)}.", "",
              "Every statistic is positive when the finding holds; its 95% interval is a percentile bootstrap over "
              f"the seeds and tasks named. Verdicts: {RULE}", "",
              *table(["section", "main claim", "value [95% interval]", "verdict"], summary)]
@@ -37,5 +51,5 @@ def render(header: dict[str, Any], sections: dict[str, Section]) -> str:
         lines += ["", f"<a id=\"{s.key}\"></a>", f"## {s.title}", "", s.question, "", "What ran:", ""]
         lines += [f"- {item}" for item in s.setup]
         lines += ["", *s.tables, "", *checks_table(s.checks, s.checks_note), "Claims:", "", *claims_table(s.claims), "",
-                  f"**Verdict: {s.verdict}** ({s.claims[0].statement.rstrip('.')}; {s.wall_s / 60:.1f} minutes)."]
+                  f"**Verdict: {s.verdict}** ({s.claims[0].statement.rstrip('.')}; {timing(s)})."]
     return "\n".join(lines) + "\n"
