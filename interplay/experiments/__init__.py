@@ -8,7 +8,7 @@ bench (``interplay.bench``) share, on top of the library (which never imports it
 """
 
 from interplay.experiments.checks import CHECKS, GRPO_CHECKS_NOTE, checks_table, grpo_checks, mean_checks
-from interplay.experiments.jobs import Jobs, check_manifest, latest_checkpoint, train, trl_args
+from interplay.experiments.jobs import Jobs, check_manifest, train, trl_args
 from interplay.experiments.report import (
     cell,
     diff_cell,
@@ -22,5 +22,5 @@ from interplay.experiments.report import (
 )
 
 __all__ = ["CHECKS", "GRPO_CHECKS_NOTE", "Jobs", "cell", "check_manifest", "checks_table", "diff_cell", "grpo_checks",
-           "latest_checkpoint", "mean_checks", "pct", "pct_interval", "seed_cell", "seed_interval", "signed", "table",
+           "mean_checks", "pct", "pct_interval", "seed_cell", "seed_interval", "signed", "table",
            "train", "trl_args", "with_interval"]

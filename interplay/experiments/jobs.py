@@ -134,19 +134,15 @@ def trl_args(kind: str, **overrides: Any) -> dict[str, Any]:
     raise ValueError(f"unknown training kind {kind!r}; choose from {', '.join(KINDS)}.")
 
 
-def latest_checkpoint(output_dir: Path) -> str | None:
-    """The last TRL checkpoint of an interrupted training, which ``train(resume=True)`` resumes from."""
-    checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
-
-
 def train(kind: str, config: Any, output_dir: Path, trl_kwargs: dict[str, Any], *, console: Any,
           resume: bool = False) -> Any:
     """Train ``config`` (an ``ImitationConfig`` for ``"sft"``, a ``GRPOTrainingConfig`` for ``"grpo"``) into
     ``output_dir`` with TRL's config from ``trl_args(kind, **trl_kwargs)``; ``resume``: from the last
     checkpoint there, if any. Returns the trainer's result (``seconds``, ``log_history``, ``heldout``)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
     args = trl_args(kind, **trl_kwargs, output_dir=str(output_dir))
-    start = latest_checkpoint(output_dir) if resume else None
+    start = get_last_checkpoint(str(output_dir)) if resume and Path(output_dir).is_dir() else None
     if kind == "sft":
         from trl import SFTConfig
 
