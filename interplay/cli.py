@@ -488,8 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "all the game has); -n is then games per seat and opponent")
     p.add_argument("--error-allowance", type=int, default=1,
                    help="two-player games: rejected moves in a row a seat may make before it loses (default 1)")
-    p.add_argument("--max-plies", type=int, default=100,
-                   help="two-player games: moves before a game is cut as a timeout draw (default 100)")
+    p.add_argument("--max-plies", type=int, default=None,
+                   help="two-player games: moves before a game is cut as a timeout draw (default: the library's, "
+                   "interplay.envs.textarena.duel.MAX_PLIES)")
     _add_sampling(p)
     p.set_defaults(func=cmd_eval)
 

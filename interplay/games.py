@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from interplay.envs.textarena.duel import RewardRules, env_game, fixed_opponents
+from interplay.envs.textarena.duel import MAX_PLIES, RewardRules, env_game, fixed_opponents
 from interplay.matches import Player, play_matches, player_name
 from interplay.metrics import proportion_interval
 from interplay.seeds import EVAL_SEED_START
@@ -49,7 +49,7 @@ def wdl(outcomes: Sequence[tuple[str, str]]) -> dict[str, Any]:
 
 
 def evaluate_game(game: str, agent: Player, opponents: Sequence[str] | None = None, n: int = 100, *,
-                  seed_start: int = EVAL_SEED_START, error_allowance: int | None = 1, max_plies: int = 200,
+                  seed_start: int = EVAL_SEED_START, error_allowance: int | None = 1, max_plies: int = MAX_PLIES,
                   rules: RewardRules | None = None) -> dict[str, Any]:
     """Win/draw/loss of ``agent`` against each fixed opponent, ``n`` games per seat (see the module docstring)."""
     base = env_game(game)
@@ -93,7 +93,7 @@ def format_wdl(result: Mapping[str, Any]) -> str:
 
 
 def round_robin(game: str, players: Mapping[str, Player], n: int = 20, *, seed_start: int = EVAL_SEED_START,
-                error_allowance: int | None = 1, max_plies: int = 200) -> list[tuple[str, str, float]]:
+                error_allowance: int | None = 1, max_plies: int = MAX_PLIES) -> list[tuple[str, str, float]]:
     """Every pair of ``players`` (name -> agent or fixed opponent) plays ``n`` games in each seat order; returns
     ``(first player, second player, first player's score)`` per game, score 1 win, 0.5 draw, 0 loss."""
     names = list(players)
@@ -174,18 +174,19 @@ def eval_command(args: Any, make_agent: Any) -> int:
         raise ValueError("--coverage, --plots and --samples are for one-player tasks; on a two-player game -n is the "
                          "number of games per seat and opponent.")
     opponents = args.opponents.split(",") if args.opponents else None
+    max_plies = MAX_PLIES if args.max_plies is None else args.max_plies
     agents = {name: make_agent(name) for name in names}
     results: dict[str, Any] = {"models": {}}
     for name, agent in agents.items():
         result = evaluate_game(args.env, agent, opponents, args.n, seed_start=args.seed_start,
-                               error_allowance=args.error_allowance, max_plies=args.max_plies)
+                               error_allowance=args.error_allowance, max_plies=max_plies)
         result["model"] = name
         results["models"][name] = result
         print(format_wdl(result))
     if len(names) > 1:
         players: dict[str, Player] = {**agents, **{f"[{o}]": o for o in (opponents or fixed_opponents(args.env))}}
         games = round_robin(args.env, players, args.n, seed_start=args.seed_start,
-                            error_allowance=args.error_allowance, max_plies=args.max_plies)
+                            error_allowance=args.error_allowance, max_plies=max_plies)
         results["ratings"] = bradley_terry(games, list(players))
         print(format_ratings(results["ratings"]))
     if args.out:

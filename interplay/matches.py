@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interplay.agents.base import Agent, Reply, as_reply
-from interplay.envs.textarena.duel import FIXED_OPPONENTS, Duel, RewardRules, SeatResult, env_game
+from interplay.envs.textarena.duel import FIXED_OPPONENTS, MAX_PLIES, Duel, RewardRules, SeatResult, env_game
 from interplay.jsonable import jsonable
 from interplay.rollout import Trajectory
 
@@ -118,7 +118,7 @@ def _check_player(player: Any, game: str) -> None:
 
 
 def play_matches(game: str, pairings: Sequence[tuple[Player, Player]], seeds: Sequence[int], *,
-                 rules: RewardRules | None = None, error_allowance: int | None = 1, max_plies: int = 200,
+                 rules: RewardRules | None = None, error_allowance: int | None = 1, max_plies: int = MAX_PLIES,
                  labels: Sequence[tuple[str, str]] | None = None, encoder: Any = None) -> list[Match]:
     """Play one game of ``game`` (``interplay/TextArena-<Game>-v0`` or a base name) per pairing, from the seed
     of the same index; see the module docstring. ``labels``: the players' names to record (default: theirs).

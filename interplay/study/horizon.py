@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from interplay.experiments import pct, pct_interval, with_interval
+from interplay.experiments import pct, pct_interval, signed, with_interval
 from interplay.study.core import (
     Budget,
     Claim,
@@ -238,7 +238,7 @@ def _claims(plan: Plan, arms: dict[str, np.ndarray], experts: dict[str, dict[str
     dagger = two_way_interval(arms[f"dagger_bfs_{n}"][..., 0] - _paired(plan, arms, f"sft_bfs_{n}")[..., 0])
     explorer = two_way_interval(np.stack([arms[f"sft_explorer_{m}"][..., 0] - _paired(plan, arms, f"sft_bfs_{m}")[..., 0]
                                           for m in plan.explorer_sizes], axis=2))
-    gaps = ", ".join(f"{m}x{m} {100 * gap(x):+.1f}" for m, x in zip(plan.sizes, bfs))
+    gaps = ", ".join(f"{m}x{m} {signed(gap(x))}" for m, x in zip(plan.sizes, bfs))
     own = "; ".join(f"{e}: success {pct(experts[f'{e}_{m}']['success'])}%, {experts[f'{e}_{m}']['turns']:.1f} turns "
                     f"at {m}x{m}" for e in ("bfs", "explorer") for m in plan.explorer_sizes)
     return [

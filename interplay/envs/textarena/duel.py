@@ -83,10 +83,14 @@ def env_game(env_id: str) -> str:
     return game
 
 
+#: Moves (both seats', rejected ones included) before a game is cut as a timeout draw, unless a caller says.
+MAX_PLIES = 200
+
+
 class Duel(TextArenaEnv):
     """One TextArena game with both seats played from outside (see the module docstring)."""
 
-    def __init__(self, game: str, error_allowance: int | None = 1, max_plies: int = 200) -> None:
+    def __init__(self, game: str, error_allowance: int | None = 1, max_plies: int = MAX_PLIES) -> None:
         super().__init__(env_game(game), player=0, error_allowance=error_allowance, max_turns=max_plies,
                          render_mode=None)
         if not isinstance(max_plies, int) or max_plies < 1:
