@@ -50,8 +50,8 @@ def main() -> None:
     stages["grpo"] = run_stage(preset, "grpo", out, model)
 
     # Stage 4 - GRPO + exploration, from the SAME SFT checkpoint with the SAME budget and tasks, so the
-    # only difference is the exploration shaper (here a count-based bonus on rarely seen outcomes,
-    # Song et al. 2025). Compare pass@k and the paired differences in the report: an exploration
+    # only difference is the exploration shaper (in the codebreaker preset the batch penalty on outcomes
+    # repeated within a group, Song et al. 2025; the preset's `exploration` says). Compare pass@k and the paired differences in the report: an exploration
     # method is worth its cost when it keeps pass@k (the breadth) while GRPO narrows it.
     stages["grpo_explore"] = run_stage(preset, "grpo_explore", out, model)
 
