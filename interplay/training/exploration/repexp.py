@@ -33,7 +33,10 @@ class RepExpBonus(Bonus):
     (``representation="start"``; ``"policy"`` reads the model being trained) and a fresh sparse projection
     for every group (``fresh_projection``, seeded by ``seed``, the step and the task; False keeps one). The
     bonus is 0 for every episode of a group without any success and applies to every episode (correct or
-    not) of a group with one, so it never rewards novel failure where nothing was solved.
+    not) of a group with one, so it never rewards novel failure where nothing was solved. At β = 0.01
+    the bonus moves a group's GRPO advantages by about 1% or less wherever the task rewards differ, since
+    they span 0 to 1; only in a group whose task rewards are all equal (every episode solved) does GRPO's
+    division by the group's standard deviation make the bonus differences alone advantages of order 1.
     """
 
     name = "repexp"
