@@ -1,10 +1,11 @@
 """One seed of the study's exploration section (``interplay.study.exploration``) at its budget-1 sizes.
 
-A first look where the 3-seed section does not fit: the start, every arm, pass@k per model and each method's
-difference from its control at pass@1 and pass@64, with 95% percentile-bootstrap intervals over the held-out
-tasks only (one seed says nothing about seed-to-seed spread). Trainings and samples are cached in ``--out``.
+Prints the start, every arm, pass@k per model and each method's difference from its control at pass@1 and
+pass@64, with 95% percentile-bootstrap intervals over the held-out tasks only (one seed says nothing about
+seed-to-seed spread). Its jobs are the section's own (names, configs, seed blocks), cached in ``--out``: seeds
+run side by side as separate processes into the section's folder are read back by ``interplay study``.
 
-    OMP_NUM_THREADS=1 python benchmarks/exploration_pilot.py --out runs/explore-pilot [--seed 0]
+    OMP_NUM_THREADS=1 python benchmarks/exploration_pilot.py --out runs/study/exploration --seed 1
 """
 
 from __future__ import annotations
