@@ -43,6 +43,17 @@ FAST_GRPO = {"max_steps": 2, "per_device_train_batch_size": 8, "num_generations"
              "save_strategy": "no", "disable_tqdm": True}
 
 
+def test_sft_tasks_narrow_the_dataset_to_repeated_tasks():
+    tokenizer = models.load_tokenizer("tiny")
+    played = expert_dataset(ImitationConfig(episodes=5, tasks=2, seed_start=7), tokenizer)
+    assert [t.seed for t in played] == [7, 8, 7, 8, 7]
+    assert played[0].messages == played[2].messages  # the same task, the same (deterministic) expert episode
+    assert [t.seed for t in expert_dataset(ImitationConfig(episodes=3, seed_start=7), tokenizer)] == [7, 8, 9]
+    for bad in (0, 6, -1, 2.5, True):
+        with pytest.raises(ValueError, match="tasks must be None .* from 1 to episodes"):
+            ImitationConfig(episodes=5, tasks=bad)
+
+
 def test_sft_trains_on_agent_tokens_and_saves_a_loadable_model(tmp_path, capsys):
     config = ImitationConfig(episodes=16, eval_episodes=4, max_new_tokens=4)
     tokenizer = models.load_tokenizer("tiny")

@@ -155,7 +155,11 @@ class ImitationConfig(RunConfig):
     for behaviour cloning, then, with ``mode="dagger"``, DAgger rounds. The environment needs an
     ``expert_action``."""
 
-    episodes: int = help_field("expert episodes for the offline dataset, one fresh training seed each", default=6400)
+    episodes: int = help_field("expert episodes for the offline dataset, one fresh training seed each (unless tasks "
+                          "is set)", default=6400)
+    tasks: int | None = help_field("distinct training tasks the offline episodes cycle over (consecutive seeds from "
+                              "seed_start): a narrower dataset, each task played episodes/tasks times (default: "
+                              "one fresh task per episode)", default=None)
     mode: str = help_field("'offline' (behaviour cloning) or 'dagger' (then dagger_rounds rounds follow)",
                       default="offline")
     dagger_rounds: int = help_field("DAgger rounds after the offline phase", default=2)
@@ -170,6 +174,10 @@ class ImitationConfig(RunConfig):
         for name, value in (("episodes", self.episodes), ("dagger_episodes", self.dagger_episodes)):
             if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.tasks is not None and (isinstance(self.tasks, bool) or not isinstance(self.tasks, int)
+                                       or not 1 <= self.tasks <= self.episodes):
+            raise ValueError(f"tasks must be None (one fresh task per episode) or an integer from 1 to episodes "
+                             f"({self.episodes}), got {self.tasks!r}.")
         for name, value in (("dagger_rounds", self.dagger_rounds), ("dagger_steps", self.dagger_steps)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}.")

@@ -89,10 +89,13 @@ def sequence_rows(trajectories: Sequence[Trajectory]) -> list[dict[str, list[int
 
 def expert_dataset(config: ImitationConfig, tokenizer: Any, seed_start: int | None = None,
                    progress: bool = False) -> list[Trajectory]:
-    """``config.episodes`` expert episodes on consecutive training seeds, with ``tokenizer``'s ids."""
+    """``config.episodes`` expert episodes on consecutive training seeds (cycling over the first ``config.tasks``
+    of them where set), with ``tokenizer``'s ids."""
     start = config.seed_start if seed_start is None else seed_start
     spec = EnvSpec(config.env, dict(config.env_kwargs))
-    trajectories = rollout(spec, ExpertAgent(), seeds=train_seeds(config.episodes, start), max_turns=config.max_turns,
+    seeds = train_seeds(config.tasks or config.episodes, start)
+    seeds = [seeds[i % len(seeds)] for i in range(config.episodes)]
+    trajectories = rollout(spec, ExpertAgent(), seeds=seeds, max_turns=config.max_turns,
                            tokenizer=ChatEncoder(tokenizer, config.chat_template_kwargs), progress=progress,
                            env_workers=config.env_workers)
     if not any(t.success for t in trajectories):
