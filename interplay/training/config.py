@@ -156,10 +156,10 @@ class ImitationConfig(RunConfig):
     ``expert_action``."""
 
     episodes: int = help_field("expert episodes for the offline dataset, one fresh training seed each (unless tasks "
-                          "is set)", default=6400)
+                               "is set)", default=6400)
     tasks: int | None = help_field("distinct training tasks the offline episodes cycle over (consecutive seeds from "
-                              "seed_start): a narrower dataset, each task played episodes/tasks times (default: "
-                              "one fresh task per episode)", default=None)
+                                   "seed_start): a narrower dataset, each task played episodes/tasks times (default: "
+                                   "one fresh task per episode)", default=None)
     mode: str = help_field("'offline' (behaviour cloning) or 'dagger' (then dagger_rounds rounds follow)",
                       default="offline")
     dagger_rounds: int = help_field("DAgger rounds after the offline phase", default=2)
