@@ -16,14 +16,12 @@ along either training:
 - pass@N (unbiased, from N samples per task at temperature 1) before RL;
 - pass@1 after the same GRPO budget from that checkpoint, and the RL gain (pass@1 after − before).
 
-Why two datasets: along one training on fresh tasks the two predictors order the checkpoints alike (the last
-study: Spearman 0.98 with pass@16 for both, 5 of 153 pairs ordered differently). The narrow dataset reaches the
-regime the paper is about: in two of three pilot seeds its models generalize only in part, confidently wrong on
-some held-out codes (the 90% quantile of log μ − log π at 5-26 nats over steps 90-150, against at most 7 after
-fresh tasks), which the mean loss weighs by how wrong and coverage counts once; in the third it generalizes as
-fresh tasks do. The pilot (3 seeds, 50 held-out tasks, no GRPO; 64 tasks generalized as fresh ones do, 16 were
-hardly learned, pass@16 at most 12%): at this section's checkpoints, 19 of 153 pairs ordered differently by
-Pcov(8) and the loss (and differing in pass@16) with the 32-task runs, 1 of 36 with fresh tasks alone.
+Why two datasets: along one training on fresh tasks, coverage and loss order the checkpoints almost alike
+(the previous study: 5 of 153 pairs ordered differently), so nothing tells them apart. Trained on few tasks, the
+tiny model generalizes only in part and is confidently wrong on some held-out codes, which the mean loss weighs by
+how wrong and coverage counts once: there the two can disagree. 32 tasks was chosen by a pilot that counted
+disagreeing checkpoint pairs before any claim was computed (64 tasks generalized as fresh tasks do; 16 and 8 were
+hardly learned, so their checkpoints tie on coverage).
 
 Spearman rank correlations over the checkpoints: of −Pcov(N/2) and of −cross-entropy with pass@N and with
 the RL gain. The first claim compares them where they disagree (``core.ranking_edge``): over the pairs of
