@@ -34,7 +34,7 @@ test-all: install
 demo: install
 	OMP_NUM_THREADS=1 $(BIN)/interplay demo
 
-# Four findings of the literature with seeds and verdicts (interplay.study): 1.5-2 hours on 2 CPU cores.
+# Four findings of the literature with seeds and verdicts (interplay.study): about 75 minutes on 2 CPU cores.
 study: install
 	OMP_NUM_THREADS=1 $(BIN)/interplay study --out runs/study --workers 2
 

@@ -43,6 +43,9 @@ from interplay.study.core import SMALLEST, VERDICTS, Budget, Claim, Lab, Section
 
 #: Section keys in report order, and the module that runs each.
 SECTIONS = ("horizon", "coverage", "exploration", "feedback")
+#: The order workers start them: longest first, so that two workers end together (compute at budget 1:
+#: exploration 71, horizon 44, coverage 15, feedback 11 minutes, measured on 2 CPU cores).
+LONGEST_FIRST = ("exploration", "horizon", "coverage", "feedback")
 
 
 def run_section(key: str, out: str | Path, budget: Budget, log: Callable[[str], None] = print) -> Section:
@@ -100,8 +103,9 @@ def run_study(out: str | Path, budget: Budget = DEFAULT_BUDGET, sections: Sequen
         results = {key: run_section(key, out, budget, log) for key in sections}
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {key: pool.submit(_worker, key, str(out), budget.scale) for key in sections}
-            results = {key: Section.from_json(future.result()) for key, future in futures.items()}
+            futures = {key: pool.submit(_worker, key, str(out), budget.scale)
+                       for key in sorted(sections, key=LONGEST_FIRST.index)}
+            results = {key: Section.from_json(futures[key].result()) for key in sections}
     wall_s = time.perf_counter() - started
     return write_report(out, budget, results, wall_s)
 
