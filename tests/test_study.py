@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from interplay.cli import main
-from interplay.study import SECTIONS, run_study
+from interplay.study import LONGEST_FIRST, SECTIONS, run_study
 from interplay.study.core import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -105,6 +105,10 @@ def test_budget() -> None:
     assert Budget(1.0).batch(64) == 64 and SMALLEST.batch(64) == 16
     with pytest.raises(ValueError, match="budget must be a positive number"):
         Budget(0)
+
+
+def test_workers_start_every_section_in_one_order() -> None:
+    assert sorted(LONGEST_FIRST) == sorted(SECTIONS)
 
 
 def test_unknown_section_is_refused(tmp_path) -> None:
