@@ -24,18 +24,29 @@ def claims_table(claims: list[Claim]) -> list[str]:
     return lines + ([""] + notes if notes else [])
 
 
+#: How much more than this run's wall time a section's or study's recorded cost must be to be reported apart.
+COST_SHOWN_ABOVE_S = 60.0
+
+
+def cost_s(section: Section) -> float:
+    """What a section's results cost: its jobs' run times in the runs that made them, or this run's wall time."""
+    return max(section.compute_s, section.wall_s)
+
+
 def timing(section: Section) -> str:
     """This run's wall time and, where it differs (a resumed or read-back run), the compute its results cost."""
     wall = f"{section.wall_s / 60:.1f} minutes"
-    if section.compute_s > section.wall_s + 60:
+    if cost_s(section) > section.wall_s + COST_SHOWN_ABOVE_S:
         return f"{wall} this run; its jobs took {section.compute_s / 60:.0f} minutes of compute in the runs that made them"
     return wall
 
 
 def _compute(sections: dict[str, Section], header: dict[str, Any]) -> str:
     """The sections' summed cost, each by the runs that made its results, where that differs from this run's."""
-    total = sum(max(s.compute_s, s.wall_s) for s in sections.values())
-    return f"; the sections took {total / 60:.0f} minutes in all in the runs that made them" if total > header["wall_s"] + 60 else ""
+    total = sum(cost_s(s) for s in sections.values())
+    if total > header["wall_s"] + COST_SHOWN_ABOVE_S:
+        return f"; the sections took {total / 60:.0f} minutes in all in the runs that made them"
+    return ""
 
 
 def render(header: dict[str, Any], sections: dict[str, Section]) -> str:
